@@ -1,0 +1,328 @@
+//! The SPS-compatible REST API of Custos.
+//!
+//! A request travels: HTTP → [`dispatch`] → authentication ([`login`], [`credentials`]) →
+//! resolution in the configuration tree → the node's ACL guard → the generic [`tree_engine`] (or a
+//! [`services`] endpoint) → the [`transaction`] and the store.
+//!
+//! **Invariant:** only this crate speaks JSON envelopes and HTTP; every error leaves through
+//! [`error::ApiError`], so clients always get the SPS error envelope.
+
+pub mod credentials;
+pub mod envelope;
+pub mod error;
+pub mod login;
+pub mod request;
+pub mod services;
+pub mod state;
+pub mod throttle;
+pub mod transaction;
+pub mod tree_engine;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use custos_config::bootstrap;
+use custos_config::tree::tree;
+use custos_store::Store;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::login::IDLE_TIMEOUT;
+use crate::request::{ApiRequest, Caller};
+pub use crate::state::{Api, ApiOptions, ServerIdentity, Snapshot};
+
+/// Largest request body accepted (configuration objects are small).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What [`Api::open`] did on first start.
+pub enum FirstStart {
+    /// The database already held a configuration.
+    Existing,
+    /// A fresh configuration was created with the given admin password.
+    Created,
+}
+
+impl Api {
+    /// Loads the last committed configuration, or creates the first one with `admin_password`.
+    pub async fn open(
+        store: Store,
+        options: ApiOptions,
+        admin_password: &str,
+    ) -> Result<(Arc<Api>, FirstStart), String> {
+        let loaded = store.load().await.map_err(|e| e.to_string())?;
+        match loaded {
+            Some((revision, doc)) => {
+                let api = Api::new(store, Snapshot { revision, doc }, options);
+                Ok((Arc::new(api), FirstStart::Existing))
+            }
+            None => {
+                let doc = bootstrap::initial_document(admin_password, transaction::unix_now())
+                    .map_err(|e| format!("cannot build the initial configuration: {e:?}"))?;
+                let api = Api::new(
+                    store,
+                    Snapshot {
+                        revision: 0,
+                        doc: Default::default(),
+                    },
+                    options,
+                );
+                api.commit_initial(doc)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok((Arc::new(api), FirstStart::Created))
+            }
+        }
+    }
+}
+
+/// The axum router serving `/api`.
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new().fallback(serve).with_state(api)
+}
+
+async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let (parts, body) = request.into_parts();
+    let raw_path = parts.uri.path();
+    let path = match raw_path.trim_end_matches('/') {
+        "" => "/".to_string(),
+        p => p.to_string(),
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        return ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response_for(&path);
+    }
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response_for(&path),
+    };
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let req = ApiRequest {
+        method: parts.method,
+        path,
+        query,
+        headers: parts.headers,
+        body,
+        peer,
+        now: Instant::now(),
+    };
+    match dispatch(&api, &req).await {
+        Ok((status, body, cookie)) => {
+            let mut response = (status, axum::Json(body)).into_response();
+            if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(error) => error.into_response_for(&req.path),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 => {
+                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `Set-Cookie` for a session id; re-sent on every response so that `Expires` follows the
+/// sliding idle timeout (clients such as SafeguardJava check it).
+fn session_cookie(session_id: &str) -> String {
+    let expires = time::OffsetDateTime::now_utc() + IDLE_TIMEOUT;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let expires = expires.format(&format).unwrap_or_default();
+    format!("session_id={session_id}; Path=/; Secure; HttpOnly; SameSite=Strict; Expires={expires}")
+}
+
+type Outcome = (StatusCode, serde_json::Value, Option<String>);
+
+async fn dispatch(api: &Api, req: &ApiRequest) -> Result<Outcome, ApiError> {
+    if req.path != "/api" && !req.path.starts_with("/api/") {
+        return Err(ApiError::NotFound);
+    }
+    match req.path.as_str() {
+        "/api/authentication" => return authentication(api, req).await,
+        "/api/authentication/types" | "/api/authentication/login_methods" => {
+            let (status, body) = services::authentication_info(req)?;
+            return Ok((status, body, None));
+        }
+        "/api/info" => {
+            let caller = authenticate(api, req).await.ok();
+            let (status, body) = services::info(api, req, caller.as_ref().map(|c| &c.login))?;
+            return Ok((status, body, caller.and_then(|c| c.cookie)));
+        }
+        _ => {}
+    }
+    let caller = authenticate(api, req).await?;
+    let (status, body) = route(api, req, &caller).await?;
+    Ok((status, body, caller.cookie))
+}
+
+async fn route(
+    api: &Api,
+    req: &ApiRequest,
+    caller: &Caller,
+) -> Result<tree_engine::Reply, ApiError> {
+    let path = req.path.as_str();
+    match path {
+        "/api/transaction" | "/api/transaction/changes" => {
+            return services::transaction(api, req, caller).await;
+        }
+        "/api/user_info" | "/api/user/info" | "/api/userinfo" => {
+            return services::user_info(req, caller);
+        }
+        "/api/endpoints" => return services::endpoint_list(req, caller),
+        _ => {}
+    }
+    if path == "/api/changelog" || path.starts_with("/api/changelog/") {
+        let guard = tree()
+            .node("/api/changelog")
+            .map(|n| n.guard)
+            .ok_or(ApiError::NotFound)?;
+        if !caller
+            .login
+            .privileges
+            .allows(guard, custos_config::acl::Permission::Read)
+        {
+            return Err(ApiError::Unauthorized);
+        }
+        return services::changelog(api, req, caller).await;
+    }
+    let target = tree().resolve(path).ok_or(ApiError::NotFound)?;
+    tree_engine::handle(api, req, caller, target).await
+}
+
+/// Identifies the caller by cookie, or by Basic credentials when no valid cookie is sent.
+/// Basic next to a valid cookie is ignored, so it never starts a new login or drops a transaction.
+async fn authenticate(api: &Api, req: &ApiRequest) -> Result<Caller, ApiError> {
+    if let Some(session_id) = req.session_cookie() {
+        if let Some(login) = api.logins.touch(session_id, req.now) {
+            return Ok(Caller {
+                login,
+                cookie: Some(session_cookie(session_id)),
+            });
+        }
+    }
+    let Some((user, password)) = req
+        .header("authorization")
+        .and_then(credentials::parse_basic)
+    else {
+        return Err(ApiError::Unauthenticated);
+    };
+    let key = api.verify(&user, &password, req.peer).await?;
+    let doc = api.committed();
+    let login = api.logins.basic(
+        &user,
+        || credentials::privileges_of(&doc.doc, &key),
+        req.now,
+    );
+    Ok(Caller {
+        login,
+        cookie: None,
+    })
+}
+
+/// `GET`/`POST /api/authentication` logs in with Basic credentials; `DELETE` logs out.
+async fn authentication(api: &Api, req: &ApiRequest) -> Result<Outcome, ApiError> {
+    let meta = |remaining: u64| json!({"meta": {"href": "/api/authentication", "parent": "/api", "remaining_seconds": remaining}});
+    match req.method {
+        Method::GET | Method::POST => {
+            let Some((user, password)) = req
+                .header("authorization")
+                .and_then(credentials::parse_basic)
+            else {
+                // No credentials: an existing login is fine; otherwise challenge (SafeguardJava waits for it).
+                let caller = authenticate(api, req).await?;
+                let remaining = caller.login.remaining(req.now).as_secs();
+                return Ok((StatusCode::OK, meta(remaining), caller.cookie));
+            };
+            let key = api.verify(&user, &password, req.peer).await?;
+            let snapshot = api.committed();
+            let privileges = credentials::privileges_of(&snapshot.doc, &key);
+            let (session_id, login) = api.logins.start(&user, privileges, req.now);
+            tracing::info!(user = %user, address = %req.peer, "logged in");
+            Ok((
+                StatusCode::OK,
+                meta(login.remaining(req.now).as_secs()),
+                Some(session_cookie(&session_id)),
+            ))
+        }
+        Method::DELETE => {
+            let caller = authenticate(api, req).await?;
+            {
+                let mut slot = api.slot().await;
+                if slot.as_ref().is_some_and(|t| t.owner == caller.login.id) {
+                    let _ = api.rollback(&mut slot, &caller.login);
+                }
+            }
+            api.logins.end(&caller.login.id);
+            tracing::info!(user = %caller.login.user, "logged out");
+            let expired =
+                "session_id=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0".to_string();
+            Ok((
+                StatusCode::OK,
+                json!({"meta": {"href": "/api/authentication", "parent": "/api"}}),
+                Some(expired),
+            ))
+        }
+        _ => Err(ApiError::MethodNotAllowed {
+            allowed: &["DELETE", "GET", "POST"],
+            reason: "use GET or POST to log in, DELETE to log out".into(),
+        }),
+    }
+}
+
+/// Keeps the body type nameable for the binary's router composition.
+pub type ApiBody = Body;

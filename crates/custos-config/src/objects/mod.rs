@@ -1,0 +1,7 @@
+//! The typed configuration objects, one module per area of the tree.
+
+pub mod aaa_settings;
+pub mod audit_data;
+pub mod local_database;
+pub mod passwords;
+mod rules;

@@ -1,0 +1,315 @@
+//! Durable storage of the configuration in the embedded database (SQLite, in the data directory).
+//!
+//! The current configuration is kept as one row per object; every commit is one SQLite
+//! transaction that writes the changed rows and a revision record (who, when, message, changes).
+//! WAL journaling with `synchronous=FULL` makes a commit durable when it returns, and SQLite's
+//! atomic commit means a crash at any moment leaves the previous or the new revision, never a mix.
+//!
+//! **Invariant:** the store knows the document only as node paths, keys and JSON bodies; it does
+//! not interpret them.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use custos_config::document::{Document, Stored};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored configuration is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One object write of a commit. `key` is `None` for singletons.
+pub enum Write<'a> {
+    Put {
+        node: &'a str,
+        key: Option<&'a str>,
+        body: &'a Value,
+    },
+    Delete {
+        node: &'a str,
+        key: &'a str,
+    },
+}
+
+/// What a commit records about itself.
+pub struct RevisionInfo<'a> {
+    pub author: &'a str,
+    pub message: &'a str,
+    pub committed_at: i64,
+    pub schema_version: i64,
+    /// The change list as shown to auditors (already stripped of secrets).
+    pub changes: &'a Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Revision {
+    pub id: i64,
+    pub author: String,
+    pub message: String,
+    pub committed_at: i64,
+    pub schema_version: i64,
+    pub changes: Value,
+}
+
+pub struct Store {
+    pool: SqlitePool,
+    commit_pause: Option<Duration>,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS revisions (
+        id INTEGER PRIMARY KEY,
+        committed_at INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        message TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        changes TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS config_objects (
+        node TEXT NOT NULL,
+        key TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (node, key))",
+];
+
+impl Store {
+    /// Opens (creating if needed) the database file.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        Ok(Store {
+            pool,
+            commit_pause: None,
+        })
+    }
+
+    /// Fault injection for crash tests: pause inside every commit, after the rows are written and
+    /// before the database transaction commits.
+    pub fn pause_inside_commits(&mut self, pause: Duration) {
+        self.commit_pause = Some(pause);
+    }
+
+    /// The last committed revision number and document, or `None` on a fresh database.
+    pub async fn load(&self) -> Result<Option<(i64, Document)>, StoreError> {
+        let Some(revision) = sqlx::query("SELECT MAX(id) AS id FROM revisions")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<Option<i64>, _>("id")?
+        else {
+            return Ok(None);
+        };
+        let rows =
+            sqlx::query("SELECT node, key, body FROM config_objects ORDER BY node, position")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut doc = Document::default();
+        for row in rows {
+            let node: String = row.try_get("node")?;
+            let key: String = row.try_get("key")?;
+            let body: String = row.try_get("body")?;
+            let body: Value = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("{node}/{key}: {e}")))?;
+            if key.is_empty() {
+                doc.set_singleton(&node, Stored::new(body));
+            } else {
+                doc.put(&node, &key, Stored::new(body));
+            }
+        }
+        Ok(Some((revision, doc)))
+    }
+
+    /// Writes one revision atomically and durably; returns its number.
+    pub async fn commit(
+        &self,
+        info: RevisionInfo<'_>,
+        writes: &[Write<'_>],
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO revisions (committed_at, author, message, schema_version, changes)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(info.committed_at)
+        .bind(info.author)
+        .bind(info.message)
+        .bind(info.schema_version)
+        .bind(info.changes.to_string())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        for write in writes {
+            match write {
+                Write::Put { node, key, body } => {
+                    sqlx::query(
+                        "INSERT INTO config_objects (node, key, position, body)
+                         VALUES ($1, $2, (SELECT COALESCE(MAX(position), 0) + 1 FROM config_objects WHERE node = $1), $3)
+                         ON CONFLICT (node, key) DO UPDATE SET body = excluded.body",
+                    )
+                    .bind(*node)
+                    .bind(key.unwrap_or(""))
+                    .bind(body.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::Delete { node, key } => {
+                    sqlx::query("DELETE FROM config_objects WHERE node = $1 AND key = $2")
+                        .bind(*node)
+                        .bind(*key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        if let Some(pause) = self.commit_pause {
+            tracing::warn!(?pause, "fault injection: pausing inside a commit");
+            tokio::time::sleep(pause).await;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Revision summaries, newest first.
+    pub async fn revisions(&self, offset: i64, limit: i64) -> Result<Vec<Revision>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, committed_at, author, message, schema_version, changes FROM revisions
+             ORDER BY id DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(revision_from_row).collect()
+    }
+
+    pub async fn revision(&self, id: i64) -> Result<Option<Revision>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, committed_at, author, message, schema_version, changes FROM revisions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(revision_from_row).transpose()
+    }
+
+    pub async fn revision_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM revisions")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+}
+
+fn revision_from_row(row: sqlx::sqlite::SqliteRow) -> Result<Revision, StoreError> {
+    let changes: String = row.try_get("changes")?;
+    Ok(Revision {
+        id: row.try_get("id")?,
+        committed_at: row.try_get("committed_at")?,
+        author: row.try_get("author")?,
+        message: row.try_get("message")?,
+        schema_version: row.try_get("schema_version")?,
+        changes: serde_json::from_str(&changes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn info(changes: &Value) -> RevisionInfo<'_> {
+        RevisionInfo {
+            author: "admin",
+            message: "m",
+            committed_at: 1,
+            schema_version: 1,
+            changes,
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_survive_reopening_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let changes = json!([]);
+        {
+            let store = Store::open(&path).await.unwrap();
+            assert!(store.load().await.unwrap().is_none());
+            let (b1, b2, s) = (json!({"n": 1}), json!({"n": 2}), json!({"x": 1}));
+            store
+                .commit(
+                    info(&changes),
+                    &[
+                        Write::Put {
+                            node: "/c",
+                            key: Some("b"),
+                            body: &b1,
+                        },
+                        Write::Put {
+                            node: "/c",
+                            key: Some("a"),
+                            body: &b2,
+                        },
+                        Write::Put {
+                            node: "/s",
+                            key: None,
+                            body: &s,
+                        },
+                    ],
+                )
+                .await
+                .unwrap();
+            let b3 = json!({"n": 3});
+            let id = store
+                .commit(
+                    info(&changes),
+                    &[
+                        Write::Put {
+                            node: "/c",
+                            key: Some("b"),
+                            body: &b3,
+                        },
+                        Write::Delete {
+                            node: "/c",
+                            key: "a",
+                        },
+                        Write::Put {
+                            node: "/c",
+                            key: Some("z"),
+                            body: &b2,
+                        },
+                    ],
+                )
+                .await
+                .unwrap();
+            assert_eq!(id, 2);
+        }
+        let store = Store::open(&path).await.unwrap();
+        let (rev, doc) = store.load().await.unwrap().unwrap();
+        assert_eq!(rev, 2);
+        let c = doc.collection("/c").unwrap();
+        assert_eq!(c.keys(), ["b", "z"]);
+        assert_eq!(c.get("b").unwrap().body, json!({"n": 3}));
+        assert_eq!(doc.singleton("/s").unwrap().body, json!({"x": 1}));
+        assert_eq!(store.revisions(0, 10).await.unwrap().len(), 2);
+    }
+}

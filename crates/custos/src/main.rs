@@ -1,0 +1,73 @@
+//! The `custos` binary: parses the command line and wires the crates together.
+
+mod serve;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "custos",
+    version,
+    about = "Custos: privileged session management gateway"
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the management REST API (HTTPS) with the embedded database.
+    Serve(serve::ServeArgs),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct DataDirArg {
+    /// Where the database, TLS certificate and recordings live.
+    #[arg(long, env = "CUSTOS_DATA_DIR", default_value = "./custos-data")]
+    pub data_dir: PathBuf,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+    }
+}
+
+/// Default management listener, loopback only until an operator says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|e| format!("{s:?} is not an address:port ({e})"))
+}

@@ -1,0 +1,167 @@
+//! `custos serve`: the management HTTPS server over the embedded database.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use custos_api::{Api, ApiOptions, FirstStart, ServerIdentity};
+use custos_store::Store;
+use rand::Rng;
+
+use crate::{DataDirArg, tls};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Address and port of the management HTTPS server.
+    #[arg(long, default_value = crate::DEFAULT_LISTEN, value_parser = crate::parse_listen)]
+    listen: SocketAddr,
+    /// Password of the built-in `admin` user, used on first start only (generated and printed
+    /// once if not given).
+    #[arg(long, env = "CUSTOS_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Open a transaction automatically on the first configuration write (newer SPS behaviour)
+    /// instead of answering 409 NoTransaction.
+    #[arg(long)]
+    auto_open_transaction: bool,
+}
+
+fn read_kernel_name(file: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{file}"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty() && s != "(none)")
+        .unwrap_or_default()
+}
+
+fn generated_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A stable identifier of this node, made on first start.
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_string());
+    }
+    let bytes: [u8; 16] = rand::random();
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        hex(&bytes[0..4]),
+        hex(&bytes[4..6]),
+        hex(&bytes[6..8]),
+        hex(&bytes[8..10]),
+        hex(&bytes[10..16])
+    );
+    tls::write_atomically(&path, id.as_bytes(), 0o644)?;
+    Ok(id)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = &args.data.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+
+    let hostname = read_kernel_name("hostname");
+    let identity = ServerIdentity {
+        hostname: hostname.clone(),
+        domainname: read_kernel_name("domainname"),
+        node_id: node_id(data_dir)?,
+    };
+    let tls_files = tls::ensure_identity(data_dir, &hostname)?;
+
+    let mut store = Store::open(&data_dir.join("custos.db"))
+        .await
+        .context("opening the database")?;
+    if let Some(ms) = std::env::var("CUSTOS_FAULT_COMMIT_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        store.pause_inside_commits(Duration::from_millis(ms));
+    }
+    let (password, generated) = match &args.admin_password {
+        Some(p) if !p.is_empty() => (p.clone(), false),
+        _ => (generated_password(), true),
+    };
+    let options = ApiOptions {
+        auto_open_transaction: args.auto_open_transaction,
+        identity,
+    };
+    let (api, first) = Api::open(store, options, &password)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    match first {
+        FirstStart::Created if generated => {
+            // Shown once, on standard output only; never logged.
+            println!("custos: generated password of the built-in admin user: {password}");
+        }
+        FirstStart::Created => tracing::info!("created the initial configuration"),
+        FirstStart::Existing if args.admin_password.is_some() => {
+            tracing::info!(
+                "the data directory is initialised; --admin-password applies to the first start only"
+            )
+        }
+        FirstStart::Existing => {}
+    }
+
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let tls_config =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls_files.cert, &tls_files.key)
+            .await
+            .context("loading the TLS certificate")?;
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("binding {}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+
+    let sweeper = Arc::clone(&api);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            sweeper.sweep().await;
+        }
+    });
+
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(5)));
+    });
+
+    let app = custos_api::router(api);
+    let server = axum_server::from_tcp_rustls(listener, tls_config)?.handle(handle);
+    println!("custos: listening on https://{bound}");
+    tracing::info!(%bound, "management API listening");
+    server
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -94,9 +94,12 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let (parts, body) = request.into_parts();
     let raw_path = parts.uri.path();
-    let path = match raw_path.trim_end_matches('/') {
-        "" => "/".to_string(),
-        p => p.to_string(),
+    let trimmed = match raw_path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    };
+    let Some(path) = decode_path(trimmed) else {
+        return ApiError::NotFound.into_response_for(trimmed);
     };
     let declared = parts
         .headers
@@ -144,25 +147,25 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes (and `+` as space in query strings); works on bytes, so any input is safe.
+fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Vec<u8> {
     let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
                 }
-            }
-            b'+' => {
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -172,7 +175,28 @@ fn percent_decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s, true)).into_owned()
+}
+
+/// Decodes each path segment; `None` if a segment decodes to something that cannot be a key
+/// (invalid UTF-8, or a `/` that would change the path's shape).
+fn decode_path(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    for (i, segment) in raw.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let decoded = String::from_utf8(percent_decode_bytes(segment, false)).ok()?;
+        if decoded.contains('/') {
+            return None;
+        }
+        out.push_str(&decoded);
+    }
+    Some(out)
 }
 
 /// `Set-Cookie` for a session id; re-sent on every response so that `Expires` follows the
@@ -247,13 +271,13 @@ async fn route(
 /// Identifies the caller by cookie, or by Basic credentials when no valid cookie is sent.
 /// Basic next to a valid cookie is ignored, so it never starts a new login or drops a transaction.
 async fn authenticate(api: &Api, req: &ApiRequest) -> Result<Caller, ApiError> {
-    if let Some(session_id) = req.session_cookie() {
-        if let Some(login) = api.logins.touch(session_id, req.now) {
-            return Ok(Caller {
-                login,
-                cookie: Some(session_cookie(session_id)),
-            });
-        }
+    if let Some(session_id) = req.session_cookie()
+        && let Some(login) = api.logins.touch(session_id, req.now)
+    {
+        return Ok(Caller {
+            login,
+            cookie: Some(session_cookie(session_id)),
+        });
     }
     let Some((user, password)) = req
         .header("authorization")
@@ -262,12 +286,13 @@ async fn authenticate(api: &Api, req: &ApiRequest) -> Result<Caller, ApiError> {
         return Err(ApiError::Unauthenticated);
     };
     let key = api.verify(&user, &password, req.peer).await?;
-    let doc = api.committed();
-    let login = api.logins.basic(
-        &user,
-        || credentials::privileges_of(&doc.doc, &key),
-        req.now,
-    );
+    let snapshot = api.committed();
+    // Each cookie-less Basic request is a login in its own right, so it sees the privileges of
+    // the configuration in force now.
+    let privileges = credentials::privileges_of(&snapshot.doc, &key);
+    let login = api
+        .logins
+        .basic(&user, privileges, snapshot.revision, req.now);
     Ok(Caller {
         login,
         cookie: None,
@@ -326,3 +351,19 @@ async fn authentication(api: &Api, req: &ApiRequest) -> Result<Outcome, ApiError
 
 /// Keeps the body type nameable for the binary's router composition.
 pub type ApiBody = Body;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_never_panics_and_decodes() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%aé%"), "%aé%");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(decode_path("/api/x/%2D1").as_deref(), Some("/api/x/-1"));
+        assert_eq!(decode_path("/api/x/a%2Fb"), None);
+        assert_eq!(decode_path("/api/x/%FF"), None);
+    }
+}

@@ -23,6 +23,8 @@ pub struct Login {
     pub user: String,
     pub privileges: Privileges,
     expires: Instant,
+    /// The configuration revision the privileges were computed from.
+    revision: i64,
 }
 
 impl Login {
@@ -57,6 +59,7 @@ impl Logins {
             user: user.to_string(),
             privileges,
             expires: now + IDLE_TIMEOUT,
+            revision: 0,
         };
         self.lock().insert(login.id, login.clone());
         (session_id, login)
@@ -82,18 +85,26 @@ impl Logins {
         }
     }
 
-    /// The cookie-less Basic login of `user`, started if needed.
-    pub fn basic(
-        &self,
-        user: &str,
-        privileges: impl FnOnce() -> Privileges,
-        now: Instant,
-    ) -> Login {
+    /// The cookie-less Basic login of `user`, started if needed. Its privileges are replaced
+    /// when the configuration revision has changed since they were computed.
+    pub fn basic(&self, user: &str, privileges: Privileges, revision: i64, now: Instant) -> Login {
         let existing = self.basic_lock().get(user).copied();
-        if let Some(login) = existing.and_then(|id| self.touch_id(&id, now)) {
-            return login;
+        if let Some(id) = existing {
+            let mut table = self.lock();
+            if let Some(login) = table.get_mut(&id).filter(|l| l.expires > now) {
+                login.expires = now + IDLE_TIMEOUT;
+                if login.revision != revision {
+                    login.privileges = privileges;
+                    login.revision = revision;
+                }
+                return login.clone();
+            }
         }
-        let (_, login) = self.start(user, privileges(), now);
+        let (_, mut login) = self.start(user, privileges, now);
+        login.revision = revision;
+        if let Some(stored) = self.lock().get_mut(&login.id) {
+            stored.revision = revision;
+        }
         self.basic_lock().insert(user.to_string(), login.id);
         login
     }
@@ -155,10 +166,20 @@ mod tests {
     fn basic_logins_are_reused_per_user() {
         let logins = Logins::default();
         let t0 = Instant::now();
-        let a = logins.basic("u", Privileges::default, t0);
-        let b = logins.basic("u", Privileges::default, t0);
+        let a = logins.basic("u", Privileges::default(), 1, t0);
+        let b = logins.basic("u", Privileges::superuser(), 1, t0);
         assert_eq!(a.id, b.id);
+        assert!(
+            !b.privileges.is_superuser(),
+            "same revision: privileges kept"
+        );
+        let c = logins.basic("u", Privileges::superuser(), 2, t0);
+        assert_eq!(a.id, c.id);
+        assert!(
+            c.privileges.is_superuser(),
+            "new revision: privileges refreshed"
+        );
         logins.end(&a.id);
-        assert_ne!(logins.basic("u", Privileges::default, t0).id, a.id);
+        assert_ne!(logins.basic("u", Privileges::default(), 2, t0).id, a.id);
     }
 }

@@ -1,8 +1,6 @@
 //! The generic tree engine: GET, POST, PUT and DELETE on any node of the configuration tree,
 //! driven only by the node's kind and schema. No endpoint has a handler of its own here.
 
-use std::time::Instant;
-
 use axum::http::{Method, StatusCode};
 use custos_config::acl::Permission;
 use custos_config::document::{Document, object_path};
@@ -61,7 +59,7 @@ pub async fn handle(
         });
     }
     if req.method == Method::GET {
-        read(api, caller, node, member).await
+        read(api, req, caller, node, member).await
     } else {
         write(api, req, caller, node, member).await
     }
@@ -69,11 +67,12 @@ pub async fn handle(
 
 async fn read(
     api: &Api,
+    req: &ApiRequest,
     caller: &Caller,
     node: &Node,
     member: Option<&str>,
 ) -> Result<Reply, ApiError> {
-    let now = Instant::now();
+    let now = req.now;
     let mut remaining = caller.login.remaining(now).as_secs();
     // The owner of the open transaction reads its own uncommitted changes.
     if api.lock_owner() == Some(caller.login.id) {

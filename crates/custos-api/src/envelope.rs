@@ -5,30 +5,24 @@ use custos_config::document::{Document, object_path};
 use custos_config::tree::{Node, parent_of, tree};
 use serde_json::{Map, Value, json};
 
-/// `first`/`last`/`previous`/`next` for a position among `siblings` (paths in order).
-fn navigation(meta: &mut Map<String, Value>, siblings: &[String], me: &str) {
-    let index = siblings.iter().position(|s| s == me);
+/// `first`/`last`/`previous`/`next` for the sibling at `index` of `count`; `href(i)` names the
+/// i-th sibling. With no siblings, first and last are the node itself.
+fn navigation(
+    meta: &mut Map<String, Value>,
+    count: usize,
+    index: Option<usize>,
+    me: &str,
+    href: impl Fn(usize) -> String,
+) {
     let at = |i: Option<usize>| -> Value {
-        i.and_then(|i| siblings.get(i))
-            .map_or(Value::Null, |s| Value::String(s.clone()))
+        i.filter(|i| *i < count)
+            .map_or(Value::Null, |i| Value::String(href(i)))
     };
-    meta.insert("first".into(), at(Some(0)).or(me));
-    meta.insert("last".into(), at(siblings.len().checked_sub(1)).or(me));
+    let or_me = |v: Value| if v.is_null() { json!(me) } else { v };
+    meta.insert("first".into(), or_me(at(Some(0))));
+    meta.insert("last".into(), or_me(at(count.checked_sub(1))));
     meta.insert("previous".into(), at(index.and_then(|i| i.checked_sub(1))));
     meta.insert("next".into(), at(index.map(|i| i + 1)));
-}
-
-trait OrSelf {
-    fn or(self, me: &str) -> Value;
-}
-impl OrSelf for Value {
-    fn or(self, me: &str) -> Value {
-        if self.is_null() {
-            Value::String(me.to_string())
-        } else {
-            self
-        }
-    }
 }
 
 /// The meta of a node (directory, singleton, listing): navigation among the parent's children.
@@ -48,7 +42,10 @@ pub fn node_meta(node: &Node, remaining: Option<u64>) -> Map<String, Value> {
             .filter(|n| n.navigates())
             .map(|n| n.path.to_string())
             .collect();
-        navigation(&mut meta, &siblings, node.path);
+        let index = siblings.iter().position(|s| s == node.path);
+        navigation(&mut meta, siblings.len(), index, node.path, |i| {
+            siblings[i].clone()
+        });
     }
     meta
 }
@@ -62,17 +59,17 @@ pub fn member_meta(
 ) -> Map<String, Value> {
     let href = object_path(node.path, Some(key));
     let mut meta = base_meta(&href, node.path, node.config, remaining);
-    if node.navigates() {
-        let siblings: Vec<String> = doc
-            .collection(node.path)
-            .map(|c| {
-                c.keys()
-                    .iter()
-                    .map(|k| object_path(node.path, Some(k)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        navigation(&mut meta, &siblings, &href);
+    if node.navigates()
+        && let Some(collection) = doc.collection(node.path)
+    {
+        let keys = collection.keys();
+        navigation(
+            &mut meta,
+            keys.len(),
+            collection.position(key),
+            &href,
+            |i| object_path(node.path, Some(&keys[i])),
+        );
     }
     meta
 }

@@ -29,12 +29,13 @@ impl Stored {
 #[derive(Clone, Debug, Default)]
 pub struct Collection {
     order: Vec<String>,
-    items: HashMap<String, Arc<Stored>>,
+    /// Each member and its position in `order` (kept exact, so navigation is O(1)).
+    items: HashMap<String, (usize, Arc<Stored>)>,
 }
 
 impl Collection {
     pub fn get(&self, key: &str) -> Option<&Arc<Stored>> {
-        self.items.get(key)
+        self.items.get(key).map(|(_, v)| v)
     }
     pub fn keys(&self) -> &[String] {
         &self.order
@@ -48,23 +49,30 @@ impl Collection {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Stored>)> {
         self.order
             .iter()
-            .filter_map(|k| self.items.get(k).map(|v| (k.as_str(), v)))
+            .filter_map(|k| self.items.get(k).map(|(_, v)| (k.as_str(), v)))
     }
     /// Position of `key` among its siblings.
     pub fn position(&self, key: &str) -> Option<usize> {
-        if !self.items.contains_key(key) {
-            return None;
-        }
-        self.order.iter().position(|k| k == key)
+        self.items.get(key).map(|(i, _)| *i)
     }
     fn upsert(&mut self, key: &str, value: Arc<Stored>) {
-        if self.items.insert(key.to_string(), value).is_none() {
-            self.order.push(key.to_string());
+        match self.items.get_mut(key) {
+            Some(slot) => slot.1 = value,
+            None => {
+                self.items
+                    .insert(key.to_string(), (self.order.len(), value));
+                self.order.push(key.to_string());
+            }
         }
     }
     fn remove(&mut self, key: &str) -> Option<Arc<Stored>> {
-        let old = self.items.remove(key)?;
-        self.order.retain(|k| k != key);
+        let (at, old) = self.items.remove(key)?;
+        self.order.remove(at);
+        for (i, k) in self.order.iter().enumerate().skip(at) {
+            if let Some(slot) = self.items.get_mut(k) {
+                slot.0 = i;
+            }
+        }
         Some(old)
     }
 }

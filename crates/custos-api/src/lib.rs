@@ -128,6 +128,7 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         .unwrap_or_default();
     let req = ApiRequest {
         method: parts.method,
+        version: parts.version,
         path,
         query,
         headers: parts.headers,

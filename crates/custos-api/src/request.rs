@@ -13,6 +13,7 @@ use crate::login::Login;
 
 pub struct ApiRequest {
     pub method: Method,
+    pub version: axum::http::Version,
     /// The path without a trailing slash.
     pub path: String,
     pub query: HashMap<String, String>,
@@ -23,6 +24,12 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
+    /// Whether the body length is known: HTTP/1 needs `Content-Length` for that (SPS answers 411
+    /// otherwise); HTTP/2 and later frame the body, so the header is optional there.
+    pub fn has_declared_length(&self) -> bool {
+        self.version >= axum::http::Version::HTTP_2 || self.header("content-length").is_some()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

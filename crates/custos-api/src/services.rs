@@ -167,7 +167,7 @@ pub async fn transaction(api: &Api, req: &ApiRequest, caller: &Caller) -> Result
     match req.method.as_str() {
         "GET" => {}
         "POST" => {
-            if req.header("content-length").is_none() {
+            if !req.has_declared_length() {
                 return Err(ApiError::LengthRequired);
             }
             api.open_in(&mut slot, login)?;

@@ -154,19 +154,8 @@ impl Api {
         let revision = if changes.is_empty() {
             tx.base.revision
         } else {
-            let rendered = Value::Array(changes.iter().map(render_change).collect());
-            let writes: Vec<Write<'_>> = changes.iter().map(to_write).collect();
-            let info = RevisionInfo {
-                author: &login.user,
-                message,
-                committed_at: now,
-                schema_version: custos_config::SCHEMA_VERSION,
-                changes: &rendered,
-            };
-            self.store
-                .commit(info, &writes)
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
+            self.write_revision(&changes, &login.user, message, now)
+                .await?
         };
         let Some(tx) = slot.take() else {
             return Err(ApiError::NoTransaction);
@@ -184,24 +173,35 @@ impl Api {
 
     /// Writes the first revision of a fresh installation.
     pub(crate) async fn commit_initial(&self, doc: Document) -> Result<i64, ApiError> {
-        let empty = Document::default();
-        let changes = doc.changes_since(&empty);
+        let changes = doc.changes_since(&Document::default());
+        let revision = self
+            .write_revision(&changes, "custos", "initial configuration", unix_now())
+            .await?;
+        self.publish(Snapshot { revision, doc });
+        Ok(revision)
+    }
+
+    /// Persists `changes` as one durable revision; returns its number.
+    async fn write_revision(
+        &self,
+        changes: &[Change],
+        author: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<i64, ApiError> {
         let rendered = Value::Array(changes.iter().map(render_change).collect());
         let writes: Vec<Write<'_>> = changes.iter().map(to_write).collect();
         let info = RevisionInfo {
-            author: "custos",
-            message: "initial configuration",
-            committed_at: unix_now(),
+            author,
+            message,
+            committed_at: now,
             schema_version: custos_config::SCHEMA_VERSION,
             changes: &rendered,
         };
-        let revision = self
-            .store
+        self.store
             .commit(info, &writes)
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        self.publish(Snapshot { revision, doc });
-        Ok(revision)
+            .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
     pub(crate) fn rollback(

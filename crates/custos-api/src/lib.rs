@@ -40,6 +40,8 @@ pub use crate::state::{Api, ApiOptions, ServerIdentity, Snapshot};
 
 /// Largest request body accepted (configuration objects are small).
 pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Oversized bodies up to this size are read and discarded before the 413 is sent.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// What [`Api::open`] did on first start.
 pub enum FirstStart {
@@ -107,6 +109,11 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT) {
+        // Read (and drop) a moderately oversized body so that the client, still writing it, can
+        // read the 413; beyond that, answer at once and let the connection close.
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+            let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+        }
         return ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response_for(&path);
     }
     let body = match axum::body::to_bytes(body, BODY_LIMIT).await {

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
-use custos_config::acl::Permission;
+use custos_config::acl::{Permission, Privileges};
 use custos_config::tree::{Kind, tree};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -75,13 +75,16 @@ fn endpoints(login: &Login) -> Vec<Value> {
         }
         let writable = privileges.allows(node.guard, Permission::Write);
         let methods: Vec<&str> = match &node.kind {
-            Kind::Service => service_methods(node.path),
-            _ => allowed_methods(node, None).to_vec(),
+            Kind::Service => service_methods(node.path, privileges),
+            _ => allowed_methods(node, None)
+                .iter()
+                .copied()
+                .filter(|m| *m == "GET" || writable)
+                .collect(),
+        };
+        if !methods.is_empty() {
+            out.push(json!({"url": node.path, "methods": methods}));
         }
-        .into_iter()
-        .filter(|m| *m == "GET" || writable)
-        .collect();
-        out.push(json!({"url": node.path, "methods": methods}));
         if let Kind::Collection(spec) = &node.kind {
             let member: Vec<&str> = if spec.mutable {
                 vec!["DELETE", "GET", "PUT"]
@@ -98,10 +101,13 @@ fn endpoints(login: &Login) -> Vec<Value> {
     out
 }
 
-fn service_methods(path: &str) -> Vec<&'static str> {
+fn service_methods(path: &str, privileges: &Privileges) -> Vec<&'static str> {
     match path {
         "/api/authentication" => vec!["DELETE", "GET", "POST"],
-        "/api/transaction" => vec!["DELETE", "GET", "POST", "PUT"],
+        // Opening a transaction takes the configuration lock: only for logins that may write.
+        "/api/transaction" if privileges.may_write_somewhere() => {
+            vec!["DELETE", "GET", "POST", "PUT"]
+        }
         _ => vec!["GET"],
     }
 }

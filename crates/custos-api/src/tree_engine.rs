@@ -147,13 +147,25 @@ async fn write(
     node: &Node,
     member: Option<&str>,
 ) -> Result<Reply, ApiError> {
+    let mut slot = api.slot().await;
+    // The order of answers follows SPS: unknown object (404), then no transaction (409), then
+    // the body (400). The caller's view of the object is its transaction's, if it owns one.
+    if let Some(key) = member {
+        let own = slot.as_ref().filter(|t| t.owner == caller.login.id);
+        let exists = match own {
+            Some(tx) => tx.work.object(node.path, Some(key)).is_some(),
+            None => api.committed().doc.object(node.path, Some(key)).is_some(),
+        };
+        if !exists {
+            return Err(ApiError::NotFound);
+        }
+    }
+    let tx = api.writable(&mut slot, &caller.login)?;
     let input = if req.method == Method::DELETE {
         Value::Null
     } else {
         req.json(false)?
     };
-    let mut slot = api.slot().await;
-    let tx = api.writable(&mut slot, &caller.login)?;
     let now = unix_now();
     match (req.method.as_str(), member) {
         ("POST", None) => {

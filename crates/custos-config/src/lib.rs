@@ -13,6 +13,7 @@ pub mod problem;
 pub mod reference;
 pub mod schema;
 pub mod tree;
+pub mod union;
 
 /// Version of the document's layout; stored with every revision so that a later Custos can
 /// migrate older revisions.

@@ -70,17 +70,52 @@ impl<T> Default for Typed<T> {
     }
 }
 
-fn syntax_error(err: serde_path_to_error::Error<serde_json::Error>) -> Rejection {
-    let field = err.path().to_string();
-    let field = if field == "." { String::new() } else { field };
-    Rejection::Syntax {
-        field,
-        message: err.into_inner().to_string(),
+pub(crate) fn syntax_error(err: serde_path_to_error::Error<serde_json::Error>) -> Rejection {
+    let outer = err.path().to_string();
+    let outer = if outer == "." { String::new() } else { outer };
+    let (field, message) = crate::union::locate(&outer, &err.into_inner().to_string());
+    Rejection::Syntax { field, message }
+}
+
+/// serde's derived structs also accept JSON arrays (as tuples); SPS bodies are objects, so an
+/// array where the schema has an object is an error. Returns the path of the first such place.
+fn array_for_object(input: &Value, canonical: &Value, path: &mut String) -> Option<String> {
+    match (input, canonical) {
+        (Value::Array(_), Value::Object(_)) => Some(path.clone()),
+        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(name, value)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(name);
+            let found = b
+                .get(name)
+                .and_then(|canon| array_for_object(value, canon, path));
+            path.truncate(len);
+            found
+        }),
+        (Value::Array(a), Value::Array(b)) => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = array_for_object(x, y, path);
+                path.truncate(len);
+                found
+            })
+        }
+        _ => None,
     }
 }
 
 impl<T: ConfigObject> Schema for Typed<T> {
     fn accept(&self, input: Value, path: &str, ctx: &Context<'_>) -> Result<Value, Rejection> {
+        if !input.is_object() {
+            return Err(Rejection::Syntax {
+                field: String::new(),
+                message: "expected a JSON object".into(),
+            });
+        }
+        let original = input.clone();
         let mut object: T = serde_path_to_error::deserialize(input).map_err(syntax_error)?;
         object.complete(ctx);
         let mut problems = Problems::new(path);
@@ -88,10 +123,17 @@ impl<T: ConfigObject> Schema for Typed<T> {
         if !problems.is_empty() {
             return Err(Rejection::Semantic(problems.into_vec()));
         }
-        serde_json::to_value(&object).map_err(|e| Rejection::Syntax {
+        let canonical = serde_json::to_value(&object).map_err(|e| Rejection::Syntax {
             field: String::new(),
             message: e.to_string(),
-        })
+        })?;
+        if let Some(field) = array_for_object(&original, &canonical, &mut String::new()) {
+            return Err(Rejection::Syntax {
+                field,
+                message: "expected a JSON object, found an array".into(),
+            });
+        }
+        Ok(canonical)
     }
 
     fn check(&self, body: &Value, path: &str, ctx: &Context<'_>) -> Vec<Problem> {

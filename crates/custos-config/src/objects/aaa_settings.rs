@@ -11,6 +11,7 @@ use super::rules;
 use crate::problem::Problems;
 use crate::reference::Ref;
 use crate::schema::{ConfigObject, Context};
+use crate::union::NoFields;
 
 pub const AAA_SETTINGS: &str = "/api/configuration/aaa/settings";
 
@@ -23,17 +24,18 @@ pub struct AaaSettings {
 impl Default for AaaSettings {
     fn default() -> Self {
         AaaSettings {
-            backend: Backend::Local,
+            backend: Backend::Local(NoFields {}),
         }
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "selection", rename_all = "lowercase")]
-pub enum Backend {
-    Local,
-    Ldap(Ldap),
-    Radius(Radius),
+crate::selection_union! {
+    #[derive(Debug)]
+    pub enum Backend {
+        "local" => Local(NoFields),
+        "ldap" => Ldap(Ldap),
+        "radius" => Radius(Radius),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -97,7 +99,7 @@ pub struct RadiusServer {
 impl AaaSettings {
     /// Whether local passwords are honoured for users other than the built-in admin.
     pub fn local_accounts_enabled(&self) -> bool {
-        matches!(self.backend, Backend::Local)
+        matches!(self.backend, Backend::Local(_))
     }
 }
 
@@ -116,7 +118,7 @@ fn servers<'a>(problems: &mut Problems<'_>, list: impl ExactSizeIterator<Item = 
 impl ConfigObject for AaaSettings {
     fn validate(&self, _ctx: &Context<'_>, problems: &mut Problems<'_>) {
         match &self.backend {
-            Backend::Local => {}
+            Backend::Local(_) => {}
             Backend::Ldap(ldap) => {
                 servers(
                     problems,

@@ -59,11 +59,14 @@ pub struct PasswordSchema;
 
 impl Schema for PasswordSchema {
     fn accept(&self, input: Value, path: &str, ctx: &Context<'_>) -> Result<Value, Rejection> {
+        if !input.is_object() {
+            return Err(Rejection::Syntax {
+                field: String::new(),
+                message: "expected a JSON object".into(),
+            });
+        }
         let input: PasswordInput =
-            serde_path_to_error::deserialize(input).map_err(|e| Rejection::Syntax {
-                field: e.path().to_string().replace('.', ""),
-                message: e.into_inner().to_string(),
-            })?;
+            serde_path_to_error::deserialize(input).map_err(crate::schema::syntax_error)?;
         let mut problems = Problems::new(path);
         if input.plain.is_empty() {
             problems.add("plain", "must not be empty");

@@ -83,7 +83,10 @@ impl Server {
                     return url.trim().to_string();
                 }
             }
-            panic!("custos exited before listening; see {}", self.stderr_log.display());
+            panic!(
+                "custos exited before listening; see {}",
+                self.stderr_log.display()
+            );
         })
         .await
         .expect("custos did not start in time");
@@ -120,7 +123,8 @@ impl Server {
 
     /// A client with an empty cookie jar that trusts this server's certificate.
     pub fn client(&self) -> Client {
-        let cert = std::fs::read(self.dir.path().join("data/tls/server.crt")).expect("server certificate");
+        let cert =
+            std::fs::read(self.dir.path().join("data/tls/server.crt")).expect("server certificate");
         let cert = reqwest::Certificate::from_pem(&cert).expect("pem");
         let http = reqwest::Client::builder()
             .cookie_store(true)
@@ -128,14 +132,26 @@ impl Server {
             .https_only(true)
             .build()
             .expect("client");
-        Client { http, base: self.base.clone(), basic: None }
+        Client {
+            http,
+            base: self.base.clone(),
+            basic: None,
+        }
     }
 
     /// A client logged in (cookie) as `user`.
     pub async fn login(&self, user: &str, password: &str) -> Client {
         let client = self.client();
-        let r = client.with_basic(user, password).get("/api/authentication").await;
-        assert_eq!(r.status, StatusCode::OK, "login of {user} failed: {}", r.json);
+        let r = client
+            .with_basic(user, password)
+            .get("/api/authentication")
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "login of {user} failed: {}",
+            r.json
+        );
         client
     }
 
@@ -169,10 +185,19 @@ impl Response {
 impl Client {
     /// The same cookie jar, additionally sending Basic credentials on every request.
     pub fn with_basic(&self, user: &str, password: &str) -> Client {
-        Client { basic: Some((user.into(), password.into())), ..self.clone() }
+        Client {
+            basic: Some((user.into(), password.into())),
+            ..self.clone()
+        }
     }
 
-    pub async fn request(&self, method: Method, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Response {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut rb = self.http.request(method, format!("{}{}", self.base, path));
         if let Some((u, p)) = &self.basic {
             rb = rb.basic_auth(u, Some(p));
@@ -181,24 +206,33 @@ impl Client {
             rb = rb.header(*k, *v);
         }
         if let Some(body) = body {
-            rb = rb.header("content-type", "application/json").body(body.to_vec());
+            rb = rb
+                .header("content-type", "application/json")
+                .body(body.to_vec());
         }
         let r = rb.send().await.expect("request");
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Response { status, headers, json, text }
+        Response {
+            status,
+            headers,
+            json,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path, None, &[]).await
     }
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.request(Method::POST, path, Some(body.to_string().as_bytes()), &[]).await
+        self.request(Method::POST, path, Some(body.to_string().as_bytes()), &[])
+            .await
     }
     pub async fn put(&self, path: &str, body: &Value) -> Response {
-        self.request(Method::PUT, path, Some(body.to_string().as_bytes()), &[]).await
+        self.request(Method::PUT, path, Some(body.to_string().as_bytes()), &[])
+            .await
     }
     pub async fn delete(&self, path: &str) -> Response {
         self.request(Method::DELETE, path, None, &[]).await
@@ -208,14 +242,20 @@ impl Client {
     pub async fn open_transaction(&self) -> Response {
         // reqwest sends no Content-Length for an empty body; SPS demands one (411 otherwise).
         let r = self
-            .request(Method::POST, "/api/transaction", Some(b""), &[("content-length", "0")])
+            .request(
+                Method::POST,
+                "/api/transaction",
+                Some(b""),
+                &[("content-length", "0")],
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "open transaction: {}", r.json);
         r
     }
 
     pub async fn commit(&self) -> Response {
-        self.put("/api/transaction", &serde_json::json!({"status": "commit"})).await
+        self.put("/api/transaction", &serde_json::json!({"status": "commit"}))
+            .await
     }
 
     /// Creates an object (inside the open transaction) and returns its key.
@@ -228,15 +268,26 @@ impl Client {
     /// Creates a user with a fresh password object, optionally in groups (by name); returns its key.
     /// Must run inside an open transaction.
     pub async fn create_user(&self, name: &str, password: &str, groups: &[&str]) -> String {
-        let pw = self.create("/api/configuration/passwords", &serde_json::json!({"plain": password})).await;
+        let pw = self
+            .create(
+                "/api/configuration/passwords",
+                &serde_json::json!({"plain": password}),
+            )
+            .await;
         let key = self
-            .create("/api/configuration/aaa/local_database/users", &serde_json::json!({"name": name, "password": pw}))
+            .create(
+                "/api/configuration/aaa/local_database/users",
+                &serde_json::json!({"name": name, "password": pw}),
+            )
             .await;
         for group in groups {
             let gkey = self.group_key(group).await;
             let path = format!("/api/configuration/aaa/local_database/groups/{gkey}");
             let mut body = self.get(&path).await.json["body"].clone();
-            body["members"].as_array_mut().expect("members").push(Value::String(key.clone()));
+            body["members"]
+                .as_array_mut()
+                .expect("members")
+                .push(Value::String(key.clone()));
             let r = self.put(&path, &body).await;
             assert_eq!(r.status, StatusCode::OK, "PUT {path}: {}", r.json);
         }
@@ -245,10 +296,16 @@ impl Client {
 
     /// The key of the group named `name`.
     pub async fn group_key(&self, name: &str) -> String {
-        let list = self.get("/api/configuration/aaa/local_database/groups").await;
+        let list = self
+            .get("/api/configuration/aaa/local_database/groups")
+            .await;
         for item in list.json["items"].as_array().expect("items") {
             let key = item["key"].as_str().expect("key");
-            let g = self.get(&format!("/api/configuration/aaa/local_database/groups/{key}")).await;
+            let g = self
+                .get(&format!(
+                    "/api/configuration/aaa/local_database/groups/{key}"
+                ))
+                .await;
             if g.json["body"]["name"] == name {
                 return key.to_string();
             }

@@ -1,0 +1,12 @@
+//! Black-box end-to-end tests: each test starts the real `custos` binary on loopback and talks
+//! HTTPS to it, as SPS clients do.
+
+mod harness;
+
+mod acl_matrix;
+mod authentication;
+mod bad_input;
+mod durability;
+mod local_database;
+mod navigation;
+mod transactions;

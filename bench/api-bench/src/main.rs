@@ -37,7 +37,7 @@ async fn start(binary: &str) -> anyhow::Result<Server> {
             "--data-dir",
         ])
         .arg(&data)
-        .env("CUSTOS_LOG", "warn")
+        .env("CUSTOS_LOG", "warn,rustls=error")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

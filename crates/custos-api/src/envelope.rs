@@ -62,13 +62,12 @@ pub fn member_meta(
     if node.navigates()
         && let Some(collection) = doc.collection(node.path)
     {
-        let keys = collection.keys();
         navigation(
             &mut meta,
-            keys.len(),
+            collection.len(),
             collection.position(key),
             &href,
-            |i| object_path(node.path, Some(&keys[i])),
+            |i| object_path(node.path, collection.key_at(i)),
         );
     }
     meta

@@ -61,6 +61,12 @@ impl Api {
         let loaded = store.load().await.map_err(|e| e.to_string())?;
         match loaded {
             Some((revision, doc)) => {
+                // Commits validate only what they change, trusting that the base was valid; check
+                // the whole document once at startup so a violation cannot hide.
+                let problems = custos_config::edit::validate_all(&doc, transaction::unix_now());
+                for problem in &problems {
+                    tracing::error!(path = %problem.path, field = %problem.field, message = %problem.message, "stored configuration is invalid");
+                }
                 let api = Api::new(store, Snapshot { revision, doc }, options);
                 Ok((Arc::new(api), FirstStart::Existing))
             }

@@ -145,12 +145,14 @@ impl Api {
         };
         tx.last_used = Instant::now();
         let now = unix_now();
-        edit::collect_garbage(&mut tx.work, &tx.base.doc);
-        let problems = edit::validate(&tx.work, &tx.base.doc, now);
+        let mut changes = tx.work.changes_since(&tx.base.doc);
+        if edit::collect_garbage(&mut tx.work, &changes) {
+            changes = tx.work.changes_since(&tx.base.doc);
+        }
+        let problems = edit::validate(&tx.work, &changes, now);
         if !problems.is_empty() {
             return Err(ApiError::Semantic(problems));
         }
-        let changes = tx.work.changes_since(&tx.base.doc);
         let revision = if changes.is_empty() {
             tx.base.revision
         } else {

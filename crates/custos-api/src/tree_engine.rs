@@ -120,7 +120,6 @@ fn render(
                 .collection(node.path)
                 .map(|c| {
                     c.keys()
-                        .iter()
                         .map(|k| envelope::item(k, &object_path(node.path, Some(k))))
                         .collect()
                 })

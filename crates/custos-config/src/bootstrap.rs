@@ -43,7 +43,7 @@ pub fn initial_document(admin_password: &str, now: i64) -> Result<Document, Edit
         ALL_DATA_ACCESS_KEY,
         Stored::new(json!({"name": "all-data-access", "query": "*", "groups": ["search-all"]})),
     );
-    let problems = edit::validate(&doc, &Document::default(), now);
+    let problems = edit::validate_all(&doc, now);
     if problems.is_empty() {
         Ok(doc)
     } else {

@@ -25,52 +25,53 @@ impl Stored {
     }
 }
 
-/// An ordered set of objects addressed by key.
+/// An ordered set of objects addressed by key. Members live in a vector in order (so iterating
+/// and comparing snapshots touch no hash table) with an index from key to position.
 #[derive(Clone, Debug, Default)]
 pub struct Collection {
-    order: Vec<String>,
-    /// Each member and its position in `order` (kept exact, so navigation is O(1)).
-    items: HashMap<String, (usize, Arc<Stored>)>,
+    members: Vec<(String, Arc<Stored>)>,
+    index: HashMap<String, usize>,
 }
 
 impl Collection {
     pub fn get(&self, key: &str) -> Option<&Arc<Stored>> {
-        self.items.get(key).map(|(_, v)| v)
+        self.index.get(key).map(|i| &self.members[*i].1)
     }
-    pub fn keys(&self) -> &[String] {
-        &self.order
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.members.iter().map(|(k, _)| k.as_str())
+    }
+    /// The key at a position.
+    pub fn key_at(&self, position: usize) -> Option<&str> {
+        self.members.get(position).map(|(k, _)| k.as_str())
     }
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.members.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.members.is_empty()
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Stored>)> {
-        self.order
-            .iter()
-            .filter_map(|k| self.items.get(k).map(|(_, v)| (k.as_str(), v)))
+        self.members.iter().map(|(k, v)| (k.as_str(), v))
     }
     /// Position of `key` among its siblings.
     pub fn position(&self, key: &str) -> Option<usize> {
-        self.items.get(key).map(|(i, _)| *i)
+        self.index.get(key).copied()
     }
     fn upsert(&mut self, key: &str, value: Arc<Stored>) {
-        match self.items.get_mut(key) {
-            Some(slot) => slot.1 = value,
+        match self.index.get(key) {
+            Some(i) => self.members[*i].1 = value,
             None => {
-                self.items
-                    .insert(key.to_string(), (self.order.len(), value));
-                self.order.push(key.to_string());
+                self.index.insert(key.to_string(), self.members.len());
+                self.members.push((key.to_string(), value));
             }
         }
     }
     fn remove(&mut self, key: &str) -> Option<Arc<Stored>> {
-        let (at, old) = self.items.remove(key)?;
-        self.order.remove(at);
-        for (i, k) in self.order.iter().enumerate().skip(at) {
-            if let Some(slot) = self.items.get_mut(k) {
-                slot.0 = i;
+        let at = self.index.remove(key)?;
+        let (_, old) = self.members.remove(at);
+        for (i, (k, _)) in self.members.iter().enumerate().skip(at) {
+            if let Some(slot) = self.index.get_mut(k) {
+                *slot = i;
             }
         }
         Some(old)
@@ -131,9 +132,7 @@ impl Document {
     pub fn remove(&mut self, node: &str, key: &str) -> Option<Arc<Stored>> {
         match self.nodes.get_mut(node)? {
             NodeData::Collection(c) => {
-                if !c.items.contains_key(key) {
-                    return None;
-                }
+                c.get(key)?;
                 Arc::make_mut(c).remove(key)
             }
             NodeData::Singleton(_) => None,
@@ -199,6 +198,17 @@ impl Document {
 }
 
 fn diff_collection(node: &str, old: &Collection, new: &Collection, out: &mut Vec<Change>) {
+    // Same members in the same order (the common case: objects replaced in place): compare
+    // pointers along both vectors without hashing.
+    let same_keys = old.len() == new.len() && old.keys().zip(new.keys()).all(|(a, b)| a == b);
+    if same_keys {
+        for ((key, before), (_, after)) in old.iter().zip(new.iter()) {
+            if !Arc::ptr_eq(before, after) && before.body != after.body {
+                out.push(Change::replace(node, Some(key), before, after));
+            }
+        }
+        return;
+    }
     for (key, before) in old.iter() {
         match new.get(key) {
             None => out.push(Change {
@@ -310,7 +320,8 @@ mod tests {
         );
         // The base is untouched.
         assert_eq!(base.collection("/c").unwrap().len(), 2);
-        assert_eq!(work.collection("/c").unwrap().keys(), ["b", "z"]);
+        let keys: Vec<_> = work.collection("/c").unwrap().keys().collect();
+        assert_eq!(keys, ["b", "z"]);
     }
 
     #[test]

@@ -5,13 +5,13 @@
 //! involve several objects (unique names, dangling references) are checked again over the whole
 //! document when the transaction commits; the commit is all or nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rand::Rng;
 use serde_json::Value;
 
-use crate::document::{Document, Stored, object_path};
+use crate::document::{Change, ChangeKind, Document, Stored, object_path};
 use crate::problem::Problem;
 use crate::schema::{Context, Rejection};
 use crate::tree::{CollectionSpec, KeyStyle, Kind, Node, tree};
@@ -240,41 +240,51 @@ fn problem(path: &str, field: &str, message: String) -> Problem {
     }
 }
 
-/// Removes single-use objects (passwords) that `base` used and `doc` no longer does, so a replaced
-/// password does not linger.
-pub fn collect_garbage(doc: &mut Document, base: &Document) {
-    let used = |d: &Document, node: &str, key: &str| {
-        d.objects()
-            .any(|(_, _, s)| s.refs.iter().any(|r| r.node == node && r.key == key))
-    };
-    let mut orphans = Vec::new();
-    for node in tree().nodes() {
-        let Some(spec) = node.collection() else {
-            continue;
-        };
-        if !spec.single_use {
-            continue;
-        }
-        let Some(collection) = doc.collection(node.path) else {
-            continue;
-        };
-        for key in collection.keys() {
-            if used(base, node.path, key) && !used(doc, node.path, key) {
-                orphans.push((node.path, key.clone()));
-            }
-        }
+/// Removes single-use objects (passwords) that the objects changed by `changes` used and `doc` no
+/// longer does, so a replaced password does not linger. Returns whether anything was removed (the
+/// change list is then stale). The cost follows the size of the change.
+pub fn collect_garbage(doc: &mut Document, changes: &[Change]) -> bool {
+    let mut candidates: Vec<(String, String)> = changes
+        .iter()
+        .filter_map(|change| change.old.as_ref())
+        .flat_map(|old| old.refs.iter())
+        .filter(|r| is_single_use(&r.node))
+        .map(|r| (r.node.clone(), r.key.clone()))
+        .collect();
+    if candidates.is_empty() {
+        return false;
     }
-    for (node, key) in orphans {
-        doc.remove(node, &key);
+    let used: HashSet<(&str, &str)> = doc
+        .objects()
+        .flat_map(|(_, _, stored)| stored.refs.iter())
+        .map(|r| (r.node.as_str(), r.key.as_str()))
+        .collect();
+    candidates.retain(|(node, key)| !used.contains(&(node.as_str(), key.as_str())));
+    let removed = !candidates.is_empty();
+    for (node, key) in candidates {
+        doc.remove(&node, &key);
     }
+    removed
 }
 
-/// Everything wrong with `doc` as a whole; empty means it may be committed.
-/// Objects changed since `base` are validated by their schemas again; rules spanning objects are
-/// checked over the whole document.
-pub fn validate(doc: &Document, base: &Document, now: i64) -> Vec<Problem> {
+fn is_single_use(node: &str) -> bool {
+    tree()
+        .node(node)
+        .and_then(Node::collection)
+        .is_some_and(|spec| spec.single_use)
+}
+
+/// Everything wrong with `doc`, the result of applying `changes` to a valid document; empty means
+/// it may be committed.
+///
+/// Every committed revision was valid, so only what a change can break is examined: the changed
+/// objects (schemas, their references, single use of what they refer to), references to deleted
+/// objects, and uniqueness within changed collections. With `changes` against an empty document
+/// (every object created) this is a check of the whole document.
+pub fn validate(doc: &Document, changes: &[Change], now: i64) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for change in doc.changes_since(base) {
+    let mut single_use_targets: HashSet<(&str, &str)> = HashSet::new();
+    for change in changes {
         let (Some(new), Some(node)) = (&change.new, tree().node(&change.node)) else {
             continue;
         };
@@ -283,21 +293,15 @@ pub fn validate(doc: &Document, base: &Document, now: i64) -> Vec<Problem> {
             Kind::Collection(spec) => spec.schema,
             _ => continue,
         };
-        let previous = change.old.as_ref().map(|o| &o.body);
+        let path = change.path();
         let ctx = Context {
             doc,
             key: change.key.as_deref(),
-            previous,
+            previous: change.old.as_ref().map(|o| &o.body),
             now,
         };
-        problems.extend(schema.check(&new.body, &change.path(), &ctx));
-    }
-
-    // Every reference resolves; single-use objects are used once.
-    let mut uses: HashMap<(&str, &str), Vec<(String, &str)>> = HashMap::new();
-    for (node, key, stored) in doc.objects() {
-        let path = object_path(node, key);
-        for r in stored.refs.iter() {
+        problems.extend(schema.check(&new.body, &path, &ctx));
+        for r in new.refs.iter() {
             let target = object_path(&r.node, Some(&r.key));
             let spec = tree().node(&r.node).and_then(Node::collection);
             if spec.is_none() || doc.object(&r.node, Some(&r.key)).is_none() {
@@ -307,36 +311,67 @@ pub fn validate(doc: &Document, base: &Document, now: i64) -> Vec<Problem> {
                     format!("refers to {target}, which does not exist"),
                 ));
             } else if spec.is_some_and(|s| s.single_use) {
-                uses.entry((&r.node, &r.key))
-                    .or_default()
-                    .push((path.clone(), &r.field));
+                single_use_targets.insert((&r.node, &r.key));
             }
         }
     }
-    let mut reused: Vec<_> = uses.into_iter().filter(|(_, u)| u.len() > 1).collect();
-    reused.sort();
-    for ((node, key), users) in reused {
-        let target = object_path(node, Some(key));
-        let names: Vec<&str> = users.iter().map(|(p, _)| p.as_str()).collect();
-        for (path, field) in &users {
-            problems.push(problem(
-                path,
-                field,
-                format!(
-                    "{target} is used by {}; a password object can be used only once",
-                    names.join(", ")
-                ),
-            ));
+
+    let deleted: HashSet<(&str, &str)> = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Delete)
+        .filter_map(|c| Some((c.node.as_str(), c.key.as_deref()?)))
+        .collect();
+    if !deleted.is_empty() || !single_use_targets.is_empty() {
+        let mut uses: HashMap<(&str, &str), Vec<(String, &str)>> = HashMap::new();
+        for (node, key, stored) in doc.objects() {
+            for r in stored.refs.iter() {
+                let target = (r.node.as_str(), r.key.as_str());
+                if deleted.contains(&target) {
+                    problems.push(problem(
+                        &object_path(node, key),
+                        &r.field,
+                        format!(
+                            "refers to {}, which is deleted",
+                            object_path(target.0, Some(target.1))
+                        ),
+                    ));
+                }
+                if single_use_targets.contains(&target) {
+                    uses.entry(target)
+                        .or_default()
+                        .push((object_path(node, key), &r.field));
+                }
+            }
+        }
+        let mut reused: Vec<_> = uses.into_iter().filter(|(_, u)| u.len() > 1).collect();
+        reused.sort();
+        for ((node, key), users) in reused {
+            let target = object_path(node, Some(key));
+            let names: Vec<&str> = users.iter().map(|(p, _)| p.as_str()).collect();
+            for (path, field) in &users {
+                problems.push(problem(
+                    path,
+                    field,
+                    format!(
+                        "{target} is used by {}; a password object can be used only once",
+                        names.join(", ")
+                    ),
+                ));
+            }
         }
     }
 
-    // Unique fields.
-    for node in tree().nodes() {
+    let changed_nodes: HashSet<&str> = changes.iter().map(|c| c.node.as_str()).collect();
+    for node in tree()
+        .nodes()
+        .iter()
+        .filter(|n| changed_nodes.contains(n.path))
+    {
         let (Some(spec), Some(collection)) = (node.collection(), doc.collection(node.path)) else {
             continue;
         };
         let Some(field) = spec.unique else { continue };
-        let mut seen: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut seen: HashMap<&str, Vec<&str>> = HashMap::with_capacity(collection.len());
         for (key, stored) in collection.iter() {
             if let Some(value) = stored.body.get(field).and_then(Value::as_str) {
                 seen.entry(value).or_default().push(key);
@@ -361,6 +396,11 @@ pub fn validate(doc: &Document, base: &Document, now: i64) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Checks a whole document (e.g. after loading it), as if every object had just been created.
+pub fn validate_all(doc: &Document, now: i64) -> Vec<Problem> {
+    validate(doc, &doc.changes_since(&Document::default()), now)
 }
 
 #[cfg(test)]
@@ -424,7 +464,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, EditError::Semantic(_)));
-        assert!(validate(&doc, &base, 1).is_empty());
+        assert!(validate(&doc, &doc.changes_since(&base), 1).is_empty());
 
         // Repoint the admin to a new password: the old one is collected at commit.
         let old_admin_pw = doc.object(USERS, Some("-1")).unwrap().refs[0].key.clone();
@@ -437,7 +477,8 @@ mod tests {
             2,
         )
         .unwrap();
-        collect_garbage(&mut doc, &base);
+        let changes = doc.changes_since(&base);
+        assert!(collect_garbage(&mut doc, &changes));
         assert!(doc.object(PASSWORDS, Some(&old_admin_pw)).is_none());
         assert!(doc.object(PASSWORDS, Some(&pw2)).is_some());
     }
@@ -448,7 +489,7 @@ mod tests {
         let mut doc = base.clone();
         create(&mut doc, node(GROUPS), json!({"name": "ops"}), 1).unwrap();
         create(&mut doc, node(GROUPS), json!({"name": "ops"}), 1).unwrap();
-        let problems = validate(&doc, &base, 1);
+        let problems = validate(&doc, &doc.changes_since(&base), 1);
         assert_eq!(problems.len(), 2);
         assert!(problems.iter().all(|p| p.field == "name"));
     }

@@ -79,6 +79,8 @@ const SCHEMA: &[&str] = &[
         position INTEGER NOT NULL,
         body TEXT NOT NULL,
         PRIMARY KEY (node, key))",
+    // New members go after the last one: finding it must not scan the collection.
+    "CREATE INDEX IF NOT EXISTS config_objects_order ON config_objects (node, position)",
 ];
 
 impl Store {
@@ -307,7 +309,7 @@ mod tests {
         let (rev, doc) = store.load().await.unwrap().unwrap();
         assert_eq!(rev, 2);
         let c = doc.collection("/c").unwrap();
-        assert_eq!(c.keys(), ["b", "z"]);
+        assert_eq!(c.keys().collect::<Vec<_>>(), ["b", "z"]);
         assert_eq!(c.get("b").unwrap().body, json!({"n": 3}));
         assert_eq!(doc.singleton("/s").unwrap().body, json!({"x": 1}));
         assert_eq!(store.revisions(0, 10).await.unwrap().len(), 2);

@@ -251,3 +251,45 @@ pub fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_config::acl::Privileges;
+
+    fn open_for(logins: &Logins, now: Instant) -> OpenTransaction {
+        let (_, login) = logins.start("admin", Privileges::superuser(), now);
+        OpenTransaction {
+            owner: login.id,
+            owner_name: login.user,
+            base: Arc::new(Snapshot {
+                revision: 1,
+                doc: Document::default(),
+            }),
+            work: Document::default(),
+            last_used: now,
+        }
+    }
+
+    #[test]
+    fn a_transaction_expires_after_ten_idle_minutes() {
+        let logins = Logins::default();
+        let t0 = Instant::now();
+        let tx = open_for(&logins, t0);
+        let almost = t0 + TRANSACTION_IDLE_TIMEOUT - Duration::from_secs(1);
+        assert!(!tx.expired(almost, &logins));
+        assert_eq!(tx.remaining(almost), Duration::from_secs(1));
+        // The login is still alive (20 minutes), but the transaction is not.
+        assert!(tx.expired(t0 + TRANSACTION_IDLE_TIMEOUT, &logins));
+    }
+
+    #[test]
+    fn a_transaction_ends_with_its_login() {
+        let logins = Logins::default();
+        let t0 = Instant::now();
+        let tx = open_for(&logins, t0);
+        assert!(!tx.expired(t0, &logins));
+        logins.end(&tx.owner);
+        assert!(tx.expired(t0, &logins));
+    }
+}

@@ -13,7 +13,12 @@ fn main() {
     for i in 0..10_000 {
         edit::create(&mut base, groups, json!({"name": format!("g{i}")}), 1).unwrap();
     }
-    let key = base.collection(groups.path).unwrap().key_at(500).unwrap().to_string();
+    let key = base
+        .collection(groups.path)
+        .unwrap()
+        .key_at(500)
+        .unwrap()
+        .to_string();
     for round in 0..3 {
         let mut work = base.clone();
         let t = Instant::now();

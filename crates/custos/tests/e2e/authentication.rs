@@ -66,26 +66,6 @@ async fn basic_only(
         .await
 }
 
-/// `POST /api/transaction` with an explicit `Content-Length: 0`: over HTTP/2 reqwest sends an empty
-/// body without that header, which the server answers with 411 (so `Client::open_transaction` fails).
-async fn open_tx(client: &Client) {
-    let r = client
-        .request(
-            Method::POST,
-            "/api/transaction",
-            Some(b""),
-            &[("content-length", "0")],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "open transaction: {}", r.json);
-}
-
-async fn tx_status(client: &Client) -> Value {
-    let r = client.get("/api/transaction").await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["body"]["status"].clone()
-}
-
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().expect("object").keys().cloned().collect()
 }
@@ -274,13 +254,13 @@ async fn basic_alone_authenticates_a_request_without_cookie() {
 async fn basic_next_to_a_valid_cookie_keeps_the_same_login() {
     let server = Server::start().await;
     let admin = server.admin().await;
-    open_tx(&admin).await;
+    admin.open_transaction().await;
     let key = admin
         .create(GROUPS, &json!({"name": "cookie-tx-group", "members": []}))
         .await;
     let both = admin.with_basic("admin", ADMIN_PASSWORD);
     // Same login: the transaction opened through the cookie is still ours, with its change.
-    assert_eq!(tx_status(&both).await, "open");
+    assert_eq!(both.transaction_status().await, "open");
     let r = both.get(&format!("{GROUPS}/{key}")).await;
     assert_eq!(
         r.status,
@@ -309,7 +289,7 @@ async fn basic_next_to_a_valid_cookie_keeps_the_same_login() {
     assert_eq!(r.json["body"]["status"], "closed", "{}", r.json);
     let r = both.commit().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    assert_eq!(tx_status(&admin).await, "closed");
+    assert_eq!(admin.transaction_status().await, "closed");
     assert!(
         group_names(&admin)
             .await
@@ -372,7 +352,7 @@ async fn basic_only_requests_run_open_write_commit_across_requests() {
 async fn logout_ends_the_login_and_rolls_back_its_transaction() {
     let server = Server::start().await;
     let (admin, id) = login_with_id(&server, "admin", ADMIN_PASSWORD).await;
-    open_tx(&admin).await;
+    admin.open_transaction().await;
     admin
         .create(GROUPS, &json!({"name": "never-committed", "members": []}))
         .await;
@@ -419,7 +399,7 @@ async fn logout_ends_the_login_and_rolls_back_its_transaction() {
 async fn five_failures_throttle_the_user_even_with_the_right_password() {
     let server = Server::start().await;
     let admin = server.admin().await;
-    open_tx(&admin).await;
+    admin.open_transaction().await;
     admin.create_user("victim", "V1ctim-right-pw", &[]).await;
     assert_eq!(admin.commit().await.status, StatusCode::OK);
 
@@ -628,7 +608,7 @@ async fn user_info_and_its_aliases_list_the_admin_write_endpoints() {
 async fn user_info_of_an_auth_view_user_lists_only_get_on_aaa_and_no_changelog() {
     let server = Server::start().await;
     let admin = server.admin().await;
-    open_tx(&admin).await;
+    admin.open_transaction().await;
     admin
         .create_user("viewer", "V1ewer-pass", &["auth-view"])
         .await;
@@ -691,7 +671,7 @@ async fn user_info_of_an_auth_view_user_lists_only_get_on_aaa_and_no_changelog()
 async fn user_info_lists_only_methods_a_read_only_user_may_use() {
     let server = Server::start().await;
     let admin = server.admin().await;
-    open_tx(&admin).await;
+    admin.open_transaction().await;
     admin
         .create_user("viewer", "V1ewer-pass", &["auth-view"])
         .await;
@@ -733,7 +713,7 @@ async fn user_info_lists_only_methods_a_read_only_user_may_use() {
 async fn cookie_wins_over_basic_credentials_of_another_user() {
     let server = Server::start().await;
     let admin = server.admin().await;
-    open_tx(&admin).await;
+    admin.open_transaction().await;
     admin.create_user("other-user", "Other-user-pw", &[]).await;
     assert_eq!(admin.commit().await.status, StatusCode::OK);
     let mixed = admin.with_basic("other-user", "Other-user-pw");
@@ -772,7 +752,7 @@ async fn secrets_never_appear_in_the_server_log() {
     let user_password = "Us3r-Secret-Passw0rd-7731";
     let wrong_password = "Wr0ng-Guess-Secret-4412";
     let (admin, admin_id) = login_with_id(&server, "admin", ADMIN_PASSWORD).await;
-    open_tx(&admin).await;
+    admin.open_transaction().await;
     admin
         .create_user("logged-user", user_password, &["auth-view"])
         .await;

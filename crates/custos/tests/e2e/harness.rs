@@ -253,6 +253,18 @@ impl Client {
         r
     }
 
+    /// Commits and asserts that it succeeded and closed the transaction.
+    pub async fn commit_ok(&self) {
+        let r = self.commit().await;
+        assert_eq!(r.status, StatusCode::OK, "commit: {}", r.json);
+        assert_eq!(r.json["body"]["status"], "closed", "{}", r.json);
+    }
+
+    /// `body.status` of `GET /api/transaction` for this login.
+    pub async fn transaction_status(&self) -> Value {
+        self.get("/api/transaction").await.json["body"]["status"].clone()
+    }
+
     pub async fn commit(&self) -> Response {
         self.put("/api/transaction", &serde_json::json!({"status": "commit"}))
             .await

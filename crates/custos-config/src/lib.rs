@@ -12,6 +12,7 @@ pub mod objects;
 pub mod problem;
 pub mod reference;
 pub mod schema;
+pub mod secret;
 pub mod tree;
 pub mod union;
 

@@ -150,6 +150,7 @@ impl<T: ConfigObject> Schema for Typed<T> {
 
     fn public(&self, body: &Value) -> Value {
         let mut shown = body.clone();
+        crate::secret::redact(&mut shown);
         T::redact(&mut shown);
         shown
     }

@@ -15,6 +15,9 @@ use std::time::Duration;
 use custos_config::document::{Document, Stored};
 use serde_json::Value;
 use sqlx::Row;
+
+mod sealing;
+pub use sealing::{KEY_LEN, Sealer};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -62,6 +65,7 @@ pub struct Revision {
 
 pub struct Store {
     pool: SqlitePool,
+    sealer: Sealer,
     commit_pause: Option<Duration>,
 }
 
@@ -84,8 +88,8 @@ const SCHEMA: &[&str] = &[
 ];
 
 impl Store {
-    /// Opens (creating if needed) the database file.
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (creating if needed) the database file. Secrets in bodies are sealed with `sealer`.
+    pub async fn open(path: &Path, sealer: Sealer) -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -101,6 +105,7 @@ impl Store {
         }
         Ok(Store {
             pool,
+            sealer,
             commit_pause: None,
         })
     }
@@ -129,8 +134,10 @@ impl Store {
             let node: String = row.try_get("node")?;
             let key: String = row.try_get("key")?;
             let body: String = row.try_get("body")?;
-            let body: Value = serde_json::from_str(&body)
+            let mut body: Value = serde_json::from_str(&body)
                 .map_err(|e| StoreError::Corrupt(format!("{node}/{key}: {e}")))?;
+            let object_key = (!key.is_empty()).then_some(key.as_str());
+            self.sealer.open(&mut body, &node, object_key)?;
             if key.is_empty() {
                 doc.set_singleton(&node, Stored::new(body));
             } else {
@@ -169,7 +176,7 @@ impl Store {
                     )
                     .bind(*node)
                     .bind(key.unwrap_or(""))
-                    .bind(body.to_string())
+                    .bind(self.sealer.seal(body, node, *key)?.to_string())
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -238,6 +245,47 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn sealer() -> Sealer {
+        Sealer::new(&[1; KEY_LEN])
+    }
+
+    #[tokio::test]
+    async fn secrets_never_reach_the_disk_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let store = Store::open(&path, sealer()).await.unwrap();
+        let body = json!({"password": {"$secret": "very-secret-value"}});
+        let changes = json!([]);
+        store
+            .commit(
+                info(&changes),
+                &[Write::Put {
+                    node: "/p",
+                    key: Some("a"),
+                    body: &body,
+                }],
+            )
+            .await
+            .unwrap();
+        drop(store);
+        let mut raw = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            raw.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        let needle = b"very-secret-value";
+        assert!(
+            !raw.windows(needle.len()).any(|w| w == needle),
+            "secret found on disk"
+        );
+        let store = Store::open(&path, sealer()).await.unwrap();
+        let (_, doc) = store.load().await.unwrap().unwrap();
+        assert_eq!(doc.object("/p", Some("a")).unwrap().body, body);
+        let wrong = Store::open(&path, Sealer::new(&[2; KEY_LEN]))
+            .await
+            .unwrap();
+        assert!(wrong.load().await.is_err(), "a wrong key must not load");
+    }
+
     fn info(changes: &Value) -> RevisionInfo<'_> {
         RevisionInfo {
             author: "admin",
@@ -254,7 +302,7 @@ mod tests {
         let path = dir.path().join("c.db");
         let changes = json!([]);
         {
-            let store = Store::open(&path).await.unwrap();
+            let store = Store::open(&path, sealer()).await.unwrap();
             assert!(store.load().await.unwrap().is_none());
             let (b1, b2, s) = (json!({"n": 1}), json!({"n": 2}), json!({"x": 1}));
             store
@@ -305,7 +353,7 @@ mod tests {
                 .unwrap();
             assert_eq!(id, 2);
         }
-        let store = Store::open(&path).await.unwrap();
+        let store = Store::open(&path, sealer()).await.unwrap();
         let (rev, doc) = store.load().await.unwrap().unwrap();
         assert_eq!(rev, 2);
         let c = doc.collection("/c").unwrap();

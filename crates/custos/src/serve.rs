@@ -64,6 +64,28 @@ fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(id)
 }
 
+/// The key that seals secrets in the database (`secrets.key`, 32 random bytes, mode 0600), made
+/// on first start. Without it the stored secrets cannot be opened: back it up with the database,
+/// but not next to copies of the database that others can read.
+fn secrets_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; custos_store::KEY_LEN]> {
+    let path = data_dir.join("secrets.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "{} must hold exactly {} bytes",
+                path.display(),
+                custos_store::KEY_LEN
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; custos_store::KEY_LEN] = rand::random();
+            tls::write_atomically(&path, &key, 0o600)?;
+            Ok(key)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -82,7 +104,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let tls_files = tls::ensure_identity(data_dir, &hostname)?;
 
-    let mut store = Store::open(&data_dir.join("custos.db"))
+    let sealer = custos_store::Sealer::new(&secrets_key(data_dir)?);
+    let mut store = Store::open(&data_dir.join("custos.db"), sealer)
         .await
         .context("opening the database")?;
     if let Some(ms) = std::env::var("CUSTOS_FAULT_COMMIT_PAUSE_MS")

@@ -60,14 +60,37 @@ impl Api {
     ) -> Result<(Arc<Api>, FirstStart), String> {
         let loaded = store.load().await.map_err(|e| e.to_string())?;
         match loaded {
-            Some((revision, doc)) => {
+            Some((revision, mut doc)) => {
                 // Commits validate only what they change, trusting that the base was valid; check
                 // the whole document once at startup so a violation cannot hide.
                 let problems = custos_config::edit::validate_all(&doc, transaction::unix_now());
                 for problem in &problems {
                     tracing::error!(path = %problem.path, field = %problem.field, message = %problem.message, "stored configuration is invalid");
                 }
-                let api = Api::new(store, Snapshot { revision, doc }, options);
+                let base = doc.clone();
+                let upgraded = bootstrap::add_builtins(&mut doc);
+                let api = Api::new(
+                    store,
+                    Snapshot {
+                        revision,
+                        doc: base.clone(),
+                    },
+                    options,
+                );
+                if upgraded {
+                    let changes = doc.changes_since(&base);
+                    let revision = api
+                        .write_revision(
+                            &changes,
+                            "custos",
+                            "built-in objects of this version",
+                            transaction::unix_now(),
+                        )
+                        .await
+                        .map_err(|e| format!("{e:?}"))?;
+                    api.publish(Snapshot { revision, doc });
+                    tracing::info!(revision, "added the built-in objects of this version");
+                }
                 Ok((Arc::new(api), FirstStart::Existing))
             }
             None => {

@@ -86,13 +86,10 @@ fn endpoints(login: &Login) -> Vec<Value> {
             out.push(json!({"url": node.path, "methods": methods}));
         }
         if let Kind::Collection(spec) = &node.kind {
-            let member: Vec<&str> = if spec.mutable {
-                vec!["DELETE", "GET", "PUT"]
-            } else {
-                vec!["GET"]
-            };
-            let member: Vec<&str> = member
-                .into_iter()
+            let member: Vec<&str> = spec
+                .member_methods(None)
+                .iter()
+                .copied()
                 .filter(|m| *m == "GET" || writable)
                 .collect();
             out.push(json!({"url": format!("{}/<key>", node.path), "methods": member}));

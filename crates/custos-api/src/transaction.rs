@@ -184,7 +184,7 @@ impl Api {
     }
 
     /// Persists `changes` as one durable revision; returns its number.
-    async fn write_revision(
+    pub(crate) async fn write_revision(
         &self,
         changes: &[Change],
         author: &str,

@@ -23,12 +23,7 @@ pub fn allowed_methods(node: &Node, member: Option<&str>) -> &'static [&'static 
         (Kind::Singleton { .. }, None) => &["GET", "PUT"],
         (Kind::Collection(spec), None) if spec.listable => &["GET", "POST"],
         (Kind::Collection(_), None) => &["POST"],
-        (Kind::Collection(spec), Some(key))
-            if spec.mutable && !spec.read_only_keys.contains(&key) =>
-        {
-            &["DELETE", "GET", "PUT"]
-        }
-        (Kind::Collection(_), Some(_)) => &["GET"],
+        (Kind::Collection(spec), Some(key)) => spec.member_methods(Some(key)),
         _ => &[],
     }
 }
@@ -115,12 +110,18 @@ fn render(
                 envelope::node_meta(node, remaining),
             )
         }
-        (Kind::Collection(_), None) => {
+        (Kind::Collection(spec), None) => {
             let items = doc
                 .collection(node.path)
                 .map(|c| {
-                    c.keys()
-                        .map(|k| envelope::item(k, &object_path(node.path, Some(k))))
+                    c.iter()
+                        .map(|(k, stored)| {
+                            let mut item = envelope::item(k, &object_path(node.path, Some(k)));
+                            if spec.embed_bodies {
+                                item["body"] = spec.schema.public(&stored.body);
+                            }
+                            item
+                        })
                         .collect()
                 })
                 .unwrap_or_default();

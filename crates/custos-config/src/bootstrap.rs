@@ -7,9 +7,37 @@ use crate::acl::builtin_group_names;
 use crate::document::{Document, Stored};
 use crate::edit::{self, EditError};
 use crate::objects::audit_data::{ALL_DATA_ACCESS_KEY, AUDIT_DATA};
+use crate::objects::audit_policy::{
+    AUDIT_POLICIES, DEFAULT_AUDIT_POLICY_KEY, default_audit_policy,
+};
 use crate::objects::local_database::{ADMIN_KEY, ADMIN_NAME, GROUPS, USERS};
 use crate::objects::passwords::PASSWORDS;
 use crate::tree::{Kind, tree};
+
+/// Adds the built-in objects that `doc` lacks (all of them on a fresh installation; on an
+/// upgrade, those that the new version introduced). Returns whether anything was added.
+pub fn add_builtins(doc: &mut Document) -> bool {
+    let builtins = [
+        (
+            AUDIT_DATA,
+            ALL_DATA_ACCESS_KEY,
+            json!({"name": "all-data-access", "query": "*", "groups": ["search-all"]}),
+        ),
+        (
+            AUDIT_POLICIES,
+            DEFAULT_AUDIT_POLICY_KEY,
+            default_audit_policy(),
+        ),
+    ];
+    let mut added = false;
+    for (node, key, body) in builtins {
+        if doc.object(node, Some(key)).is_none() {
+            doc.put(node, key, Stored::new(body));
+            added = true;
+        }
+    }
+    added
+}
 
 /// Builds the first revision. `admin_password` becomes the admin's password object.
 pub fn initial_document(admin_password: &str, now: i64) -> Result<Document, EditError> {
@@ -38,11 +66,7 @@ pub fn initial_document(admin_password: &str, now: i64) -> Result<Document, Edit
     for group in builtin_group_names() {
         edit::create(&mut doc, node(GROUPS)?, json!({"name": group}), now)?;
     }
-    doc.put(
-        AUDIT_DATA,
-        ALL_DATA_ACCESS_KEY,
-        Stored::new(json!({"name": "all-data-access", "query": "*", "groups": ["search-all"]})),
-    );
+    add_builtins(&mut doc);
     let problems = edit::validate_all(&doc, now);
     if problems.is_empty() {
         Ok(doc)

@@ -100,7 +100,7 @@ pub fn replace(
                 .object(node.path, Some(key))
                 .cloned()
                 .ok_or(EditError::NotFound)?;
-            check_mutable(spec, key, "replaced")?;
+            check_allowed(spec, spec.replaceable, key, "replaced")?;
             let stored = accept(
                 doc,
                 node,
@@ -131,7 +131,7 @@ pub fn delete(doc: &mut Document, node: &Node, key: &str) -> Result<(), EditErro
     if doc.object(node.path, Some(key)).is_none() {
         return Err(EditError::NotFound);
     }
-    check_mutable(spec, key, "deleted")?;
+    check_allowed(spec, spec.deletable, key, "deleted")?;
     if is_builtin(key) {
         return Err(EditError::MethodNotAllowed(
             "built-in objects cannot be deleted".into(),
@@ -155,8 +155,13 @@ pub fn delete(doc: &mut Document, node: &Node, key: &str) -> Result<(), EditErro
     Ok(())
 }
 
-fn check_mutable(spec: &CollectionSpec, key: &str, verb: &str) -> Result<(), EditError> {
-    if !spec.mutable {
+fn check_allowed(
+    spec: &CollectionSpec,
+    allowed: bool,
+    key: &str,
+    verb: &str,
+) -> Result<(), EditError> {
+    if !allowed {
         return Err(EditError::MethodNotAllowed(format!(
             "these objects cannot be {verb}; create a new one and refer to it instead"
         )));

@@ -116,7 +116,21 @@ impl<'de, T: RefTarget> Visitor<'de> for RefVisitor<T> {
                 }
             }
         }
-        let key = key.ok_or_else(|| de::Error::missing_field("key"))?;
+        // SPS samples sometimes render a reference by its href alone (backup policies' auth_key).
+        let key = match (key, &link) {
+            (Some(key), _) => key,
+            (None, Some(link)) => link
+                .strip_prefix(T::NODE)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "meta.href {link:?} is not an object of {}",
+                        T::NODE
+                    ))
+                })?,
+            (None, None) => return Err(de::Error::missing_field("key")),
+        };
         check_key(&key).map_err(de::Error::custom)?;
         if let Some(link) = link {
             let expected = href(T::NODE, &key);
@@ -235,6 +249,18 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&a).unwrap(),
             json!({"key": "abc", "meta": {"href": "/api/configuration/aaa/local_database/users/abc"}})
+        );
+    }
+
+    #[test]
+    fn accepts_a_reference_by_href_alone() {
+        let r: Ref<Users> = serde_json::from_value(
+            json!({"meta": {"href": "/api/configuration/aaa/local_database/users/abc"}}),
+        )
+        .unwrap();
+        assert_eq!(r.key(), "abc");
+        assert!(
+            serde_json::from_value::<Ref<Users>>(json!({"meta": {"href": "/api/x/abc"}})).is_err()
         );
     }
 

@@ -2,6 +2,9 @@
 
 pub mod aaa_settings;
 pub mod audit_data;
+pub mod audit_policy;
+pub mod key_material;
 pub mod local_database;
 pub mod passwords;
+pub mod retention;
 mod rules;

@@ -774,7 +774,7 @@ fn listing_children(listing: &Value, parent: &str) -> Vec<String> {
 async fn directories_list_their_children_alphabetically() {
     let server = Server::start().await;
     let admin = server.admin().await;
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
         (
             "/api",
             &[
@@ -798,10 +798,20 @@ async fn directories_list_their_children_alphabetically() {
                 "management",
                 "passwords",
                 "policies",
+                "private_keys",
                 "rdp",
                 "ssh",
                 "telnet",
                 "vnc",
+                "x509",
+            ],
+        ),
+        (
+            "/api/configuration/policies",
+            &[
+                "archive_cleanup_policies",
+                "audit_policies",
+                "backup_policies",
             ],
         ),
         (
@@ -829,7 +839,7 @@ async fn directories_list_their_children_alphabetically() {
         nav(&admin, "/api/configuration/aaa").await,
         navigation(
             "/api/configuration/aaa",
-            "/api/configuration/vnc",
+            "/api/configuration/x509",
             None,
             Some("/api/configuration/http")
         )

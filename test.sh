@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
+# Real peers the tests use, as "command:Debian package".
 need=()
-command -v cargo-nextest >/dev/null 2>&1 || command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
-for tool in openssl curl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+for pair in openssl:openssl ssh-keygen:openssh-client curl:curl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq && apt-get install -y -qq "${need[@]}"

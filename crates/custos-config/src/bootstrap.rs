@@ -12,12 +12,13 @@ use crate::objects::audit_policy::{
 };
 use crate::objects::local_database::{ADMIN_KEY, ADMIN_NAME, GROUPS, USERS};
 use crate::objects::passwords::PASSWORDS;
+use crate::objects::ssh::{SSH_CHANNEL_POLICIES, builtin_channel_policies};
 use crate::tree::{Kind, tree};
 
 /// Adds the built-in objects that `doc` lacks (all of them on a fresh installation; on an
 /// upgrade, those that the new version introduced). Returns whether anything was added.
 pub fn add_builtins(doc: &mut Document) -> bool {
-    let builtins = [
+    let mut builtins = vec![
         (
             AUDIT_DATA,
             ALL_DATA_ACCESS_KEY,
@@ -29,6 +30,11 @@ pub fn add_builtins(doc: &mut Document) -> bool {
             default_audit_policy(),
         ),
     ];
+    builtins.extend(
+        builtin_channel_policies()
+            .into_iter()
+            .map(|(key, body)| (SSH_CHANNEL_POLICIES, key, body)),
+    );
     let mut added = false;
     for (node, key, body) in builtins {
         if doc.object(node, Some(key)).is_none() {

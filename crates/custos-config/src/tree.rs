@@ -19,6 +19,7 @@ use crate::objects::passwords::{PASSWORDS, PasswordSchema};
 use crate::objects::retention::{
     ARCHIVE_CLEANUP_POLICIES, ArchiveCleanupPolicy, BACKUP_POLICIES, BackupPolicy,
 };
+use crate::objects::ssh::{ChannelPolicy, SSH_CHANNEL_POLICIES, SSH_CONNECTIONS, SshConnection};
 use crate::schema::{Schema, Typed};
 
 /// How keys of new collection members are made (SPS uses several styles, see the API notes §2.6).
@@ -166,6 +167,8 @@ static CERTIFICATE_SCHEMA: CertificateSchema = CertificateSchema;
 static AUDIT_POLICY_SCHEMA: Typed<AuditPolicy> = Typed::new();
 static ARCHIVE_CLEANUP_SCHEMA: Typed<ArchiveCleanupPolicy> = Typed::new();
 static BACKUP_SCHEMA: Typed<BackupPolicy> = Typed::new();
+static SSH_CONNECTION_SCHEMA: Typed<SshConnection> = Typed::new();
+static SSH_CHANNEL_POLICY_SCHEMA: Typed<ChannelPolicy> = Typed::new();
 
 /// Privilege objects whose writers may create password, key and certificate objects (the
 /// configuration areas that reference them).
@@ -320,6 +323,18 @@ fn build() -> Tree {
             "/api/configuration/policies",
             Object(object::POLICIES),
             true,
+        ),
+        collection(
+            SSH_CHANNEL_POLICIES,
+            Object(object::SSH),
+            true,
+            plain_collection(&SSH_CHANNEL_POLICY_SCHEMA, KeyStyle::Hex),
+        ),
+        collection(
+            SSH_CONNECTIONS,
+            Object(object::SSH),
+            true,
+            plain_collection(&SSH_CONNECTION_SCHEMA, KeyStyle::Hex),
         ),
         collection(
             ARCHIVE_CLEANUP_POLICIES,

@@ -13,6 +13,11 @@ use crate::schema::{ConfigObject, Context};
 
 pub const AUDIT_POLICIES: &str = "/api/configuration/policies/audit_policies";
 pub const DEFAULT_AUDIT_POLICY_KEY: &str = "-1";
+pub struct AuditPolicies;
+impl crate::reference::RefTarget for AuditPolicies {
+    const NODE: &'static str = AUDIT_POLICIES;
+}
+
 pub const INTERVAL_RANGE: std::ops::RangeInclusive<i64> = 10..=100_000;
 
 #[derive(Debug, Serialize, Deserialize)]

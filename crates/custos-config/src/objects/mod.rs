@@ -8,3 +8,4 @@ pub mod local_database;
 pub mod passwords;
 pub mod retention;
 mod rules;
+pub mod ssh;

@@ -16,6 +16,15 @@ use crate::secret::Secret;
 pub const ARCHIVE_CLEANUP_POLICIES: &str = "/api/configuration/policies/archive_cleanup_policies";
 pub const BACKUP_POLICIES: &str = "/api/configuration/policies/backup_policies";
 
+pub struct ArchiveCleanupPolicies;
+impl crate::reference::RefTarget for ArchiveCleanupPolicies {
+    const NODE: &'static str = ARCHIVE_CLEANUP_POLICIES;
+}
+pub struct BackupPolicies;
+impl crate::reference::RefTarget for BackupPolicies {
+    const NODE: &'static str = BACKUP_POLICIES;
+}
+
 /// Directory layouts of archived trails below the target path. The reference names the choices
 /// without their values; these are Custos's spellings, one per layout the SPS web UI offers.
 pub const TEMPLATES: &[&str] = &[

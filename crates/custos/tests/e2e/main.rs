@@ -7,6 +7,8 @@ mod acl_matrix;
 mod authentication;
 mod bad_input;
 mod durability;
+mod key_material;
 mod local_database;
 mod navigation;
+mod policies;
 mod transactions;

@@ -1,0 +1,616 @@
+//! One client connection to the gateway: authenticates the client by passing its password to
+//! the target (the gateway's own SSH connection), then relays and records every allowed channel.
+//!
+//! A recorded byte travels: client socket → russh server → `data()` here → recorder queue and
+//! the upstream channel; and back: upstream channel → `relay_upstream` → recorder and client.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use custos_sessions::{Endpoint, LiveHandle, SessionRecord, Verdict};
+use custos_trail::{Direction, Record};
+use russh::server::{Auth, Msg, Session};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelWriteHalf, Disconnect, Sig, client};
+use serde_json::json;
+
+use crate::Context;
+use crate::policy::ConnectionRuntime;
+use crate::recorder::Recorder;
+use crate::target;
+use crate::upstream::UpstreamHandler;
+
+/// How long the gateway waits for the target to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the handler and the connection's owner (which finalises the session) share.
+pub struct Shared {
+    pub record: Mutex<SessionRecord>,
+    pub connected: Mutex<Option<Connected>>,
+}
+
+pub struct Connected {
+    pub upstream: Arc<client::Handle<UpstreamHandler>>,
+    pub recorder: Recorder,
+    pub live: Option<LiveHandle>,
+}
+
+impl Shared {
+    pub(crate) fn note(&self, verdict: Verdict, reason: impl Into<String>) {
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        record.verdict = verdict;
+        record.reason = Some(reason.into());
+    }
+    fn connected(&self) -> Option<(Arc<client::Handle<UpstreamHandler>>, Recorder)> {
+        let guard = self.connected.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()
+            .map(|c| (c.upstream.clone(), c.recorder.clone()))
+    }
+}
+
+pub struct ClientHandler {
+    pub ctx: Arc<Context>,
+    pub policy: Arc<ConnectionRuntime>,
+    pub peer: SocketAddr,
+    pub shared: Arc<Shared>,
+    channels: HashMap<ChannelId, ChannelWriteHalf<client::Msg>>,
+    target_ip: Option<IpAddr>,
+    server_user: String,
+}
+
+impl ClientHandler {
+    pub fn new(
+        ctx: Arc<Context>,
+        policy: Arc<ConnectionRuntime>,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+    ) -> Self {
+        ClientHandler {
+            ctx,
+            policy,
+            peer,
+            shared,
+            channels: HashMap::new(),
+            target_ip: None,
+            server_user: String::new(),
+        }
+    }
+
+    /// The channel-policy decision for a channel type, logged and recorded when it denies.
+    async fn permitted(&self, channel_type: &str) -> bool {
+        let allowed = self
+            .policy
+            .allows(
+                channel_type,
+                self.peer.ip(),
+                self.target_ip,
+                &self.server_user,
+            )
+            .is_some();
+        if !allowed {
+            let why = format!(
+                "channel policy {} does not allow {channel_type}",
+                self.policy.channel_policy_name
+            );
+            tracing::warn!(client = %self.peer, reason = %why, "channel refused");
+            if let Some((_, recorder)) = self.shared.connected() {
+                recorder
+                    .record(Record::Event(
+                        json!({"type": "channel-denied", "channel": channel_type, "reason": why}),
+                    ))
+                    .await;
+            }
+        }
+        allowed
+    }
+
+    async fn record(&self, record: Record) {
+        if let Some((_, recorder)) = self.shared.connected() {
+            recorder.record(record).await;
+        }
+    }
+
+    fn upstream_channel(&self, id: ChannelId) -> Option<&ChannelWriteHalf<client::Msg>> {
+        self.channels.get(&id)
+    }
+
+    async fn connect_upstream(
+        &mut self,
+        login: &str,
+        password: &str,
+    ) -> Result<(), (Verdict, String)> {
+        let target = target::resolve(&self.policy.policy.server_address, login)
+            .map_err(|why| (Verdict::Deny, why))?;
+        self.server_user = target.username.clone();
+        let refusal = Arc::new(Mutex::new(None));
+        let handler = UpstreamHandler {
+            check: self.policy.policy.host_key_check.clone(),
+            known_hosts: self.ctx.known_hosts.clone(),
+            host: target.host.clone(),
+            port: target.port,
+            refusal: refusal.clone(),
+        };
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| {
+            (
+                Verdict::Fail,
+                format!("{}:{} did not answer", target.host, target.port),
+            )
+        })?
+        .map_err(|e| {
+            (
+                Verdict::Fail,
+                format!("cannot connect to {}:{}: {e}", target.host, target.port),
+            )
+        })?;
+        let _ = stream.set_nodelay(true);
+        let server = stream.peer_addr().ok();
+        let local = stream.local_addr().ok();
+        self.target_ip = server.map(|s| s.ip());
+        let mut upstream = client::connect_stream(self.ctx.client_config.clone(), stream, handler)
+            .await
+            .map_err(|e| {
+                let why = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
+                (
+                    Verdict::Fail,
+                    why.unwrap_or_else(|| format!("SSH to the target failed: {e}")),
+                )
+            })?;
+        let result = upstream
+            .authenticate_password(target.username.clone(), password)
+            .await
+            .map_err(|e| {
+                (
+                    Verdict::Fail,
+                    format!("authentication to the target failed: {e}"),
+                )
+            })?;
+        if !matches!(result, client::AuthResult::Success) {
+            return Err((
+                Verdict::AuthFail,
+                format!("the target refused the password of {}", target.username),
+            ));
+        }
+        let (key, trail_name) = {
+            let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+            record.gateway_username = Some(login.to_string());
+            record.server_username = Some(target.username.clone());
+            record.server = server.map(|s| Endpoint {
+                ip: s.ip(),
+                port: s.port(),
+            });
+            record.server_local = local.map(|s| Endpoint {
+                ip: s.ip(),
+                port: s.port(),
+            });
+            record.auth_method = Some("password".into());
+            record.verdict = Verdict::Accept;
+            record.trail = Some(format!("trails/{}.trail", record.key));
+            (record.key.clone(), record.trail.clone().unwrap_or_default())
+        };
+        let header = {
+            let record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+            json!({"session": record.to_sps_body(record.start_time)})
+        };
+        let (recorder, failed) = Recorder::start(&self.ctx.data_dir.join(&trail_name), &header)
+            .map_err(|e| (Verdict::Fail, format!("cannot create the audit trail: {e}")))?;
+        let (live, signal) = self.ctx.live.register(
+            self.shared
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+        let upstream = Arc::new(upstream);
+        *self
+            .shared
+            .connected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Connected {
+            upstream: upstream.clone(),
+            recorder,
+            live: Some(live),
+        });
+        self.ctx.save(&self.shared).await;
+        tracing::info!(session = %key, client = %self.peer, target = %target.host, user = %target.username, "session started");
+        self.ctx.watch_session(self.shared.clone(), signal, failed);
+        Ok(())
+    }
+}
+
+/// Forwards what the target sends on one channel to the client, recording it.
+async fn relay_upstream(
+    mut upstream: russh::ChannelReadHalf,
+    client: russh::server::Handle,
+    id: ChannelId,
+    channel: u32,
+    recorder: Recorder,
+) {
+    while let Some(message) = upstream.wait().await {
+        match message {
+            ChannelMsg::Data { data } => {
+                recorder
+                    .record(Record::Data {
+                        channel,
+                        direction: Direction::ServerToClient,
+                        extended: false,
+                        bytes: data.clone(),
+                    })
+                    .await;
+                if client.data(id, data).await.is_err() {
+                    break;
+                }
+            }
+            ChannelMsg::ExtendedData { data, ext } => {
+                recorder
+                    .record(Record::Data {
+                        channel,
+                        direction: Direction::ServerToClient,
+                        extended: true,
+                        bytes: data.clone(),
+                    })
+                    .await;
+                if client.extended_data(id, ext, data).await.is_err() {
+                    break;
+                }
+            }
+            ChannelMsg::ExitStatus { exit_status } => {
+                recorder
+                    .record(Record::ExitStatus {
+                        channel,
+                        code: exit_status,
+                    })
+                    .await;
+                let _ = client.exit_status_request(id, exit_status).await;
+            }
+            ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            } => {
+                recorder
+                    .record(Record::ExitSignal {
+                        channel,
+                        signal: format!("{signal_name:?}"),
+                        core_dumped,
+                        message: error_message.clone(),
+                    })
+                    .await;
+                let _ = client
+                    .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
+                    .await;
+            }
+            ChannelMsg::Eof => {
+                recorder.record(Record::ChannelEof { channel }).await;
+                let _ = client.eof(id).await;
+            }
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    recorder.record(Record::ChannelClose { channel }).await;
+    let _ = client.close(id).await;
+}
+
+fn channel_number(id: ChannelId) -> u32 {
+    // ChannelId renders as its number; the trail keys channels by the client-side id.
+    format!("{id}").parse().unwrap_or(0)
+}
+
+impl russh::server::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if self.shared.connected().is_some() {
+            return Ok(Auth::reject());
+        }
+        match self.connect_upstream(user, password).await {
+            Ok(()) => Ok(Auth::Accept),
+            Err((verdict, why)) => {
+                tracing::warn!(client = %self.peer, user = %user, reason = %why, "session refused");
+                {
+                    let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+                    record.gateway_username = Some(user.to_string());
+                    record.auth_method = Some("password".into());
+                }
+                self.shared.note(verdict, why);
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        let key = self
+            .shared
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .key
+            .clone();
+        self.ctx.remember_client(&key, session.handle());
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some((upstream, recorder)) = self.shared.connected() else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let id = channel.id();
+        drop(channel);
+        let opened = match upstream.channel_open_session().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "the target refused a session channel");
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                return Ok(());
+            }
+        };
+        reply.accept().await;
+        let number = channel_number(id);
+        recorder
+            .record(Record::ChannelOpen {
+                channel: number,
+                kind: "session".into(),
+                meta: json!({}),
+            })
+            .await;
+        let (read, write) = opened.split();
+        self.channels.insert(id, write);
+        {
+            let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+            record.has_accepted_channel = true;
+            record.channel_policy = Some(self.policy.channel_policy_name.clone());
+        }
+        tokio::spawn(relay_upstream(read, session.handle(), id, number, recorder));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.record(Record::ChannelRequest {
+            channel: channel_number(channel),
+            request: "pty-req".into(),
+            details: json!({"term": term, "cols": col_width, "rows": row_height, "px_width": pix_width, "px_height": pix_height}),
+        })
+        .await;
+        let ok = match self.upstream_channel(channel) {
+            Some(up) => up
+                .request_pty(
+                    false, term, col_width, row_height, pix_width, pix_height, modes,
+                )
+                .await
+                .is_ok(),
+            None => false,
+        };
+        reply(session, channel, ok)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        variable_name: &str,
+        variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.record(Record::ChannelRequest {
+            channel: channel_number(channel),
+            request: "env".into(),
+            details: json!({"name": variable_name, "value": variable_value}),
+        })
+        .await;
+        let ok = match self.upstream_channel(channel) {
+            Some(up) => up
+                .set_env(false, variable_name, variable_value)
+                .await
+                .is_ok(),
+            None => false,
+        };
+        reply(session, channel, ok)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if !self.permitted("session-shell").await {
+            return reply(session, channel, false);
+        }
+        self.record(Record::ChannelRequest {
+            channel: channel_number(channel),
+            request: "shell".into(),
+            details: json!({}),
+        })
+        .await;
+        let ok = match self.upstream_channel(channel) {
+            Some(up) => up.request_shell(false).await.is_ok(),
+            None => false,
+        };
+        reply(session, channel, ok)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if !self.permitted("session-exec").await {
+            return reply(session, channel, false);
+        }
+        self.record(Record::ChannelRequest {
+            channel: channel_number(channel),
+            request: "exec".into(),
+            details: json!({"command": String::from_utf8_lossy(data)}),
+        })
+        .await;
+        let ok = match self.upstream_channel(channel) {
+            Some(up) => up.exec(false, data.to_vec()).await.is_ok(),
+            None => false,
+        };
+        reply(session, channel, ok)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if !self.permitted("session-subsystem").await {
+            return reply(session, channel, false);
+        }
+        self.record(Record::ChannelRequest {
+            channel: channel_number(channel),
+            request: "subsystem".into(),
+            details: json!({"name": name}),
+        })
+        .await;
+        let ok = match self.upstream_channel(channel) {
+            Some(up) => up.request_subsystem(false, name).await.is_ok(),
+            None => false,
+        };
+        reply(session, channel, ok)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.record(Record::WindowChange {
+            channel: channel_number(channel),
+            cols: col_width,
+            rows: row_height,
+            px_width: pix_width,
+            px_height: pix_height,
+        })
+        .await;
+        if let Some(up) = self.upstream_channel(channel) {
+            let _ = up
+                .window_change(col_width, row_height, pix_width, pix_height)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn signal(
+        &mut self,
+        channel: ChannelId,
+        signal: Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.record(Record::ChannelRequest {
+            channel: channel_number(channel),
+            request: "signal".into(),
+            details: json!({"signal": format!("{signal:?}")}),
+        })
+        .await;
+        if let Some(up) = self.upstream_channel(channel) {
+            let _ = up.signal(signal).await;
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let bytes = Bytes::copy_from_slice(data);
+        self.record(Record::Data {
+            channel: channel_number(channel),
+            direction: Direction::ClientToServer,
+            extended: false,
+            bytes: bytes.clone(),
+        })
+        .await;
+        if let Some(up) = self.upstream_channel(channel) {
+            // Waits for the target's window: back-pressure reaches the client through russh.
+            let _ = up.data_bytes(bytes).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.record(Record::ChannelEof {
+            channel: channel_number(channel),
+        })
+        .await;
+        if let Some(up) = self.upstream_channel(channel) {
+            let _ = up.eof().await;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(up) = self.channels.remove(&channel) {
+            let _ = up.close().await;
+        }
+        Ok(())
+    }
+}
+
+fn reply(session: &mut Session, channel: ChannelId, ok: bool) -> Result<(), russh::Error> {
+    if ok {
+        session.channel_success(channel)
+    } else {
+        session.channel_failure(channel)
+    }
+}
+
+/// Closes both SSH connections of a session (termination, or a trail that cannot be written).
+pub async fn disconnect(
+    client: Option<russh::server::Handle>,
+    upstream: Option<Arc<client::Handle<UpstreamHandler>>>,
+    why: &str,
+) {
+    if let Some(client) = client {
+        let _ = client
+            .disconnect(Disconnect::ByApplication, why.to_string(), String::new())
+            .await;
+    }
+    if let Some(upstream) = upstream {
+        let _ = upstream
+            .disconnect(Disconnect::ByApplication, why, "")
+            .await;
+    }
+}

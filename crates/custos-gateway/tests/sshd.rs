@@ -1,0 +1,314 @@
+//! The gateway between the real OpenSSH client and a real OpenSSH server on loopback.
+//!
+//! Needs root (to run sshd and to create the test account `custos-e2e`), `sshd` and `ssh`:
+//! `./test.sh` installs them. Password logins go through `SSH_ASKPASS`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use custos_config::document::Document;
+use custos_config::edit;
+use custos_config::tree::tree;
+use custos_gateway::Gateway;
+use custos_sessions::{BoxFuture, LiveSessions, SessionRecord, SessionStore, Verdict};
+use serde_json::json;
+
+const USER: &str = "custos-e2e";
+const PASSWORD: &str = "E2e-test-passw0rd";
+
+#[derive(Default)]
+struct MemoryStore(Mutex<Vec<SessionRecord>>);
+
+impl SessionStore for MemoryStore {
+    fn save(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), String>> {
+        let mut records = self.0.lock().unwrap();
+        records.retain(|r| r.key != record.key);
+        records.push(record);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// The local account the tests log in as, with a known password.
+fn ensure_test_user() {
+    assert!(
+        std::env::var("USER").map(|u| u == "root").unwrap_or(true)
+            && Path::new("/usr/sbin/sshd").exists(),
+        "these tests need root and openssh-server (./test.sh installs it)"
+    );
+    if !run(Command::new("id").arg(USER)).status.success() {
+        let out = run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", USER]));
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{USER}:{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+}
+
+struct Sshd {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sshd(dir: &Path) -> Sshd {
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let key = dir.join("ssh_host_ed25519_key");
+    if !key.exists() {
+        assert!(
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key))
+            .status
+            .success()
+        );
+    }
+    let port = free_port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+            key.display(),
+            dir.join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    Sshd { child, port }
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// A configuration with one connection policy: listen on `listen`, go to the fixed `target`.
+fn configuration(listen: u16, target: u16, channel_policy: &str) -> Document {
+    let mut doc = custos_config::bootstrap::initial_document("admin-pw", 1).unwrap();
+    let node = tree()
+        .node(custos_config::objects::ssh::SSH_CONNECTIONS)
+        .unwrap();
+    edit::create(
+        &mut doc,
+        node,
+        json!({
+            "name": "e2e",
+            "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [listen]},
+            "server_address": {"selection": "fix", "address": "127.0.0.1", "port": target},
+            "policies": {"channel_policy": channel_policy, "audit_policy": "-1"},
+        }),
+        1,
+    )
+    .unwrap();
+    doc
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    askpass: PathBuf,
+    gateway_port: u16,
+    store: Arc<MemoryStore>,
+    live: LiveSessions,
+    _sshd: Sshd,
+    gateway: Arc<Gateway>,
+}
+
+async fn setup(channel_policy: &str) -> Setup {
+    ensure_test_user();
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = start_sshd(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let live = LiveSessions::default();
+    let gateway = Gateway::new(&data, "node-1".into(), live.clone(), store.clone()).unwrap();
+    let gateway_port = free_port();
+    gateway
+        .apply(&configuration(gateway_port, sshd.port, channel_policy))
+        .await;
+    assert_eq!(
+        gateway.listening(),
+        vec![SocketAddr::from(([127, 0, 0, 1], gateway_port))]
+    );
+    let askpass = dir.path().join("askpass.sh");
+    std::fs::write(&askpass, "#!/bin/sh\necho \"$CUSTOS_TEST_PASSWORD\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Setup {
+        _dir: dir,
+        data,
+        askpass,
+        gateway_port,
+        store,
+        live,
+        _sshd: sshd,
+        gateway,
+    }
+}
+
+impl Setup {
+    fn ssh(&self, password: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-p", &self.gateway_port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .args([
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+            ])
+            .arg(format!("{USER}@127.0.0.1"))
+            .args(args)
+            .env("SSH_ASKPASS", &self.askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .env("CUSTOS_TEST_PASSWORD", password)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    async fn records(&self) -> Vec<SessionRecord> {
+        // Records are stored when the session is finalised, just after the client exits.
+        for _ in 0..50 {
+            let records = self.store.0.lock().unwrap().clone();
+            if !records.is_empty() && records.iter().all(|r| !r.active) {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.store.0.lock().unwrap().clone()
+    }
+}
+
+fn trail_text(data: &Path, record: &SessionRecord) -> String {
+    let path = data.join(record.trail.as_ref().expect("trail"));
+    let mut reader = custos_trail::TrailReader::open(&path).unwrap();
+    let verification = reader.verify().unwrap();
+    assert!(
+        verification.is_ok(),
+        "trail does not verify: {verification:?}"
+    );
+    let mut text = Vec::new();
+    for item in reader.records() {
+        if let (_, custos_trail::Record::Data { bytes, .. }) = item.unwrap() {
+            text.extend_from_slice(&bytes);
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_through_the_gateway_returns_output_and_exit_status_and_is_recorded() {
+    let s = setup("-2").await;
+    let mut ssh = s.ssh(PASSWORD, &["echo custos-$((6*7)); echo oops >&2; exit 3"]);
+    let out = tokio::task::spawn_blocking(move || ssh.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "custos-42\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+    assert_eq!(out.status.code(), Some(3));
+
+    let records = s.records().await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record.verdict, Verdict::Accept);
+    assert_eq!(record.server_username.as_deref(), Some(USER));
+    assert!(
+        record
+            .session_id
+            .starts_with(&format!("svc/{}/e2e:", record.key))
+    );
+    assert!(record.end_time.is_some() && !record.active);
+    let text = trail_text(&s.data, record);
+    assert!(
+        text.contains("custos-42") && text.contains("oops"),
+        "{text}"
+    );
+    assert!(s.live.list().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_and_recorded_as_auth_fail() {
+    let s = setup("-2").await;
+    let mut ssh = s.ssh("not-the-password", &["true"]);
+    let out = tokio::task::spawn_blocking(move || ssh.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let records = s.records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].verdict, Verdict::AuthFail, "{:?}", records[0]);
+    assert!(records[0].trail.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_type_the_policy_denies_is_refused() {
+    // -1 is the built-in shell-only channel policy: exec is denied.
+    let s = setup("-1").await;
+    let mut ssh = s.ssh(PASSWORD, &["echo should-not-run"]);
+    let out = tokio::task::spawn_blocking(move || ssh.output().unwrap())
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("should-not-run"));
+    assert_ne!(out.status.code(), Some(0));
+    let _ = &s.gateway;
+}

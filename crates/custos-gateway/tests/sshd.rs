@@ -43,8 +43,14 @@ fn run(cmd: &mut Command) -> std::process::Output {
     cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
-/// The local account the tests log in as, with a known password.
+/// The local account the tests log in as, with a known password. Set once per process:
+/// rewriting /etc/shadow while sshd reads it for another test would fail that login.
 fn ensure_test_user() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(create_test_user);
+}
+
+fn create_test_user() {
     assert!(
         std::env::var("USER").map(|u| u == "root").unwrap_or(true)
             && Path::new("/usr/sbin/sshd").exists(),
@@ -193,8 +199,12 @@ async fn setup(channel_policy: &str) -> Setup {
 
 impl Setup {
     fn ssh(&self, password: &str, args: &[&str]) -> Command {
+        self.ssh_to(self.gateway_port, password, args)
+    }
+
+    fn ssh_to(&self, port: u16, password: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("ssh");
-        cmd.args(["-p", &self.gateway_port.to_string()])
+        cmd.args(["-p", &port.to_string()])
             .args([
                 "-o",
                 "StrictHostKeyChecking=no",
@@ -221,11 +231,12 @@ impl Setup {
         cmd
     }
 
-    async fn records(&self) -> Vec<SessionRecord> {
-        // Records are stored when the session is finalised, just after the client exits.
-        for _ in 0..50 {
+    /// The stored records once `expected` sessions have been finalised (just after their
+    /// clients exit).
+    async fn records(&self, expected: usize) -> Vec<SessionRecord> {
+        for _ in 0..100 {
             let records = self.store.0.lock().unwrap().clone();
-            if !records.is_empty() && records.iter().all(|r| !r.active) {
+            if records.len() >= expected && records.iter().all(|r| !r.active) {
                 return records;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -267,7 +278,7 @@ async fn exec_through_the_gateway_returns_output_and_exit_status_and_is_recorded
     assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
     assert_eq!(out.status.code(), Some(3));
 
-    let records = s.records().await;
+    let records = s.records(1).await;
     assert_eq!(records.len(), 1, "{records:?}");
     let record = &records[0];
     assert_eq!(record.verdict, Verdict::Accept);
@@ -294,7 +305,7 @@ async fn a_wrong_password_is_refused_and_recorded_as_auth_fail() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(255));
-    let records = s.records().await;
+    let records = s.records(1).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].verdict, Verdict::AuthFail, "{:?}", records[0]);
     assert!(records[0].trail.is_none());
@@ -311,4 +322,281 @@ async fn a_channel_type_the_policy_denies_is_refused() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("should-not-run"));
     assert_ne!(out.status.code(), Some(0));
     let _ = &s.gateway;
+}
+
+async fn output(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn sha256(path: &Path) -> String {
+    let out = run(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Setup {
+    fn client_options(&self, cmd: &mut Command, password: &str) {
+        cmd.args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .args([
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ])
+        .env("SSH_ASKPASS", &self.askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .env("CUSTOS_TEST_PASSWORD", password)
+        .stdin(Stdio::null());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_shell_with_a_pty_is_relayed_and_its_output_recorded() {
+    let s = setup("-1").await;
+    let mut ssh = s.ssh(PASSWORD, &["-tt"]);
+    ssh.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = ssh.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo pty-$((40+2)); stty size; exit 0\n")
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pty-42"), "{stdout}");
+    let records = s.records(1).await;
+    let text = trail_text(&s.data, &records[0]);
+    assert!(
+        text.contains("pty-42"),
+        "the trail holds the screen output: {text}"
+    );
+    assert!(text.contains("echo pty-"), "and what was typed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scp_of_100_mib_both_ways_keeps_the_checksum() {
+    let s = setup("-2").await;
+    let work = s.data.parent().unwrap().join("files");
+    std::fs::create_dir_all(&work).unwrap();
+    let original = work.join("payload.bin");
+    assert!(
+        run(Command::new("head")
+            .args(["-c", "104857600", "/dev/urandom"])
+            .stdout(std::fs::File::create(&original).unwrap()))
+        .status
+        .success()
+    );
+    let remote = format!("/tmp/custos-e2e-{}.bin", std::process::id());
+
+    let mut up = Command::new("scp");
+    up.args(["-P", &s.gateway_port.to_string()]);
+    s.client_options(&mut up, PASSWORD);
+    up.arg(&original).arg(format!("{USER}@127.0.0.1:{remote}"));
+    let out = output(up).await;
+    assert!(
+        out.status.success(),
+        "scp up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let back = work.join("back.bin");
+    let mut down = Command::new("scp");
+    down.args(["-P", &s.gateway_port.to_string()]);
+    s.client_options(&mut down, PASSWORD);
+    down.arg(format!("{USER}@127.0.0.1:{remote}")).arg(&back);
+    let out = output(down).await;
+    assert!(
+        out.status.success(),
+        "scp down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&remote);
+
+    assert_eq!(sha256(&original), sha256(&back));
+    let records = s.records(2).await;
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        let size = std::fs::metadata(s.data.join(record.trail.as_ref().unwrap()))
+            .unwrap()
+            .len();
+        assert!(
+            size > 100 * 1024 * 1024,
+            "the transfer is recorded: {size} bytes"
+        );
+        assert!(
+            size < 105 * 1024 * 1024,
+            "with little overhead: {size} bytes"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_works_through_the_gateway() {
+    let s = setup("-2").await;
+    let work = s.data.parent().unwrap().join("sftp");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("hello.txt"), "sftp through custos\n").unwrap();
+    let remote = format!("/tmp/custos-sftp-{}.txt", std::process::id());
+    let batch = work.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {remote}\nget {remote} {}\nrm {remote}\n",
+            work.join("hello.txt").display(),
+            work.join("back.txt").display()
+        ),
+    )
+    .unwrap();
+    // Not `-b`: batch mode forbids password prompts. The commands come on standard input.
+    let mut sftp = Command::new("sftp");
+    sftp.args(["-P", &s.gateway_port.to_string()]);
+    s.client_options(&mut sftp, PASSWORD);
+    sftp.arg(format!("{USER}@127.0.0.1"))
+        .stdin(std::fs::File::open(&batch).unwrap());
+    let out = output(sftp).await;
+    assert!(
+        out.status.success(),
+        "sftp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("back.txt")).unwrap(),
+        "sftp through custos\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_target_host_key_refuses_the_session_and_says_why() {
+    let s = setup("-2").await;
+    let out = output(s.ssh(PASSWORD, &["true"])).await;
+    assert!(
+        out.status.success(),
+        "first contact: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let learned = std::fs::read_to_string(s.data.join("known_hosts.json")).unwrap();
+    assert!(
+        learned.contains(&format!("127.0.0.1:{}", s._sshd.port)),
+        "{learned}"
+    );
+
+    // What a re-installed server looks like: the stored key for this address is another one.
+    let other = s.data.parent().unwrap().join("other_key");
+    assert!(
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&other))
+        .status
+        .success()
+    );
+    let other_blob = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_blob = other_blob.split_whitespace().nth(1).unwrap().to_string();
+    let changed: serde_json::Value =
+        serde_json::json!({format!("127.0.0.1:{}", s._sshd.port): ["ssh-ed25519", other_blob]});
+    std::fs::write(s.data.join("known_hosts.json"), changed.to_string()).unwrap();
+    let gateway = Gateway::new(&s.data, "node-1".into(), s.live.clone(), s.store.clone()).unwrap();
+    let port = free_port();
+    gateway
+        .apply(&configuration(port, s._sshd.port, "-2"))
+        .await;
+
+    let out = output(s.ssh_to(port, PASSWORD, &["echo must-not-run"])).await;
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("must-not-run"));
+    let records = s.records(2).await;
+    let refused = records
+        .iter()
+        .find(|r| r.verdict == Verdict::Fail)
+        .unwrap_or_else(|| panic!("a refused session in {records:?}"));
+    let reason = refused.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("host key") && reason.contains("changed"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_a_running_session_closes_it_within_a_second() {
+    let s = setup("-2").await;
+    let mut ssh = s.ssh(PASSWORD, &["sleep 30"]);
+    let mut child = ssh.spawn().unwrap();
+    let mut id = None;
+    for _ in 0..100 {
+        if let Some(r) = s.live.list().first() {
+            id = Some(r.session_id.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the session is listed as active");
+    let started = std::time::Instant::now();
+    s.live
+        .terminate(&id, Duration::from_secs(1))
+        .await
+        .expect("terminated in time");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!status.success());
+    let records = s.records(1).await;
+    assert_eq!(records[0].verdict, Verdict::Terminated, "{:?}", records[0]);
+    // The trail was finalised (it verifies complete).
+    let _ = trail_text(&s.data, &records[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_change_does_not_drop_running_sessions() {
+    let s = setup("-2").await;
+    let mut ssh = s.ssh(PASSWORD, &["sleep 2; echo still-here"]);
+    ssh.stdout(Stdio::piped());
+    let child = ssh.spawn().unwrap();
+    for _ in 0..100 {
+        if !s.live.list().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A new revision with a second policy on another port.
+    let mut doc = configuration(s.gateway_port, s._sshd.port, "-2");
+    let extra = free_port();
+    edit::create(
+        &mut doc,
+        tree().node(custos_config::objects::ssh::SSH_CONNECTIONS).unwrap(),
+        json!({"name": "second", "network": {"clients": ["0.0.0.0/0"], "targets": ["127.0.0.1"], "ports": [extra]},
+               "server_address": {"selection": "fix", "address": "127.0.0.1", "port": s._sshd.port},
+               "policies": {"channel_policy": "-2", "audit_policy": "-1"}}),
+        2,
+    )
+    .unwrap();
+    s.gateway.apply(&doc).await;
+    assert_eq!(s.gateway.listening().len(), 2);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "still-here\n");
+    assert!(out.status.success());
 }

@@ -43,8 +43,11 @@ pub struct TerminateSignal {
 
 impl TerminateSignal {
     pub async fn requested(&mut self) {
-        // An error means the registry dropped the sender: nobody can ask any more.
-        let _ = self.receiver.wait_for(|asked| *asked).await;
+        // An error means the session left the registry: nobody can ask any more, so this
+        // never resolves (a finished session must not look terminated).
+        if self.receiver.wait_for(|asked| *asked).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
     pub fn is_requested(&self) -> bool {
         *self.receiver.borrow()

@@ -40,6 +40,16 @@ pub enum ApiError {
     },
     /// Violated configuration rules, each with its path.
     Semantic(Vec<Problem>),
+    /// `DELETE /api/active-sessions` without a (non-empty) `id` query parameter.
+    SessionIdMissing,
+    /// No live session has this id (it never existed, or it has ended).
+    SessionCouldNotBeFound {
+        id: String,
+    },
+    /// The gateway did not close the session in time; the reason is in the log.
+    SessionTerminationFailed {
+        id: String,
+    },
     /// The server failed; details go to the log, not to the client.
     Internal(String),
 }
@@ -69,8 +79,13 @@ impl ApiError {
             ApiError::NoTransaction | ApiError::ConfigurationLocked { .. } => StatusCode::CONFLICT,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Syntax { .. } | ApiError::Semantic(_) => StatusCode::BAD_REQUEST,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Syntax { .. } | ApiError::Semantic(_) | ApiError::SessionIdMissing => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::SessionCouldNotBeFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) | ApiError::SessionTerminationFailed { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -88,6 +103,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "RequestTooLarge",
             ApiError::Syntax { .. } => "SyntacticError",
             ApiError::Semantic(_) => "SemanticError",
+            ApiError::SessionIdMissing => "SessionIdMissing",
+            ApiError::SessionCouldNotBeFound { .. } => "SessionCouldNotBeFound",
+            ApiError::SessionTerminationFailed { .. } => "SessionTerminationFailed",
             ApiError::Internal(_) => "InternalError",
         }
     }
@@ -110,6 +128,9 @@ impl ApiError {
                 "The configuration contains semantic errors, inconsistencies or other problems that would put the system into an unreliable state if the configuration had been applied ({} problem(s)).",
                 problems.len()
             ),
+            ApiError::SessionIdMissing => "No session ID is given in the \"id\" query parameter.".into(),
+            ApiError::SessionCouldNotBeFound { .. } => "No session could be found for the given session ID. List the ongoing sessions with GET /api/active-sessions and give one's session ID as the \"id\" query parameter.".into(),
+            ApiError::SessionTerminationFailed { .. } => "The session could not be terminated due to internal errors; the reason is in the server's log.".into(),
             ApiError::Internal(_) => "The server failed to complete the request; the reason is in its log.".into(),
         }
     }
@@ -121,6 +142,9 @@ impl ApiError {
             }
             ApiError::Semantic(problems) => json!({"errors": problems}),
             ApiError::ConfigurationLocked { holder } => json!({"path": path, "locked_by": holder}),
+            ApiError::SessionCouldNotBeFound { id } | ApiError::SessionTerminationFailed { id } => {
+                json!({"path": path, "id": id})
+            }
             _ => json!({"path": path}),
         }
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod login;
 pub mod request;
 pub mod services;
+pub mod sessions;
 pub mod state;
 pub mod throttle;
 pub mod transaction;
@@ -30,6 +31,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custos_config::bootstrap;
 use custos_config::tree::tree;
+use custos_sessions::LiveSessions;
 use custos_store::Store;
 use serde_json::json;
 
@@ -53,8 +55,11 @@ pub enum FirstStart {
 
 impl Api {
     /// Loads the last committed configuration, or creates the first one with `admin_password`.
+    /// `store` and `live` are shared with the gateways: they save session records into the one and
+    /// register sessions in progress with the other; the API lists and terminates them.
     pub async fn open(
-        store: Store,
+        store: Arc<Store>,
+        live: LiveSessions,
         options: ApiOptions,
         admin_password: &str,
     ) -> Result<(Arc<Api>, FirstStart), String> {
@@ -71,6 +76,7 @@ impl Api {
                 let upgraded = bootstrap::add_builtins(&mut doc);
                 let api = Api::new(
                     store,
+                    live,
                     Snapshot {
                         revision,
                         doc: base.clone(),
@@ -98,6 +104,7 @@ impl Api {
                     .map_err(|e| format!("cannot build the initial configuration: {e:?}"))?;
                 let api = Api::new(
                     store,
+                    live,
                     Snapshot {
                         revision: 0,
                         doc: Default::default(),
@@ -288,18 +295,11 @@ async fn route(
         _ => {}
     }
     if path == "/api/changelog" || path.starts_with("/api/changelog/") {
-        let guard = tree()
-            .node("/api/changelog")
-            .map(|n| n.guard)
-            .ok_or(ApiError::NotFound)?;
-        if !caller
-            .login
-            .privileges
-            .allows(guard, custos_config::acl::Permission::Read)
-        {
-            return Err(ApiError::Unauthorized);
-        }
+        caller.require("/api/changelog", custos_config::acl::Permission::Read)?;
         return services::changelog(api, req, caller).await;
+    }
+    if let Some(reply) = sessions::route(api, req, caller).await {
+        return reply;
     }
     let target = tree().resolve(path).ok_or(ApiError::NotFound)?;
     tree_engine::handle(api, req, caller, target).await

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, Method};
 use bytes::Bytes;
+use custos_config::acl::Permission;
+use custos_config::tree::tree;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -89,4 +91,20 @@ pub struct Caller {
     pub login: Login,
     /// A cookie to (re)send: the session id, refreshed on every response for the sliding timeout.
     pub cookie: Option<String>,
+}
+
+impl Caller {
+    /// Checks the guard of the tree node at `path` (for endpoints served outside the tree engine,
+    /// which keep their guard in the tree all the same). A path missing from the tree denies.
+    pub fn require(&self, path: &str, need: Permission) -> Result<(), ApiError> {
+        let guard = tree()
+            .node(path)
+            .map(|n| n.guard)
+            .ok_or(ApiError::NotFound)?;
+        if self.login.privileges.allows(guard, need) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
 }

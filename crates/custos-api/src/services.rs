@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
 use custos_config::acl::{Permission, Privileges};
-use custos_config::tree::{Kind, tree};
+use custos_config::tree::{ACTIVE_SESSIONS, AUDIT_SESSIONS, Kind, Node, tree};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -75,7 +75,7 @@ fn endpoints(login: &Login) -> Vec<Value> {
         }
         let writable = privileges.allows(node.guard, Permission::Write);
         let methods: Vec<&str> = match &node.kind {
-            Kind::Service => service_methods(node.path, privileges),
+            Kind::Service => service_methods(node, privileges),
             _ => allowed_methods(node, None)
                 .iter()
                 .copied()
@@ -84,6 +84,9 @@ fn endpoints(login: &Login) -> Vec<Value> {
         };
         if !methods.is_empty() {
             out.push(json!({"url": node.path, "methods": methods}));
+        }
+        if node.path == AUDIT_SESSIONS {
+            out.push(json!({"url": format!("{AUDIT_SESSIONS}/<key>"), "methods": ["GET"]}));
         }
         if let Kind::Collection(spec) = &node.kind {
             let member: Vec<&str> = spec
@@ -98,9 +101,13 @@ fn endpoints(login: &Login) -> Vec<Value> {
     out
 }
 
-fn service_methods(path: &str, privileges: &Privileges) -> Vec<&'static str> {
-    match path {
+fn service_methods(node: &Node, privileges: &Privileges) -> Vec<&'static str> {
+    match node.path {
         "/api/authentication" => vec!["DELETE", "GET", "POST"],
+        // Terminating is writing.
+        ACTIVE_SESSIONS if privileges.allows(node.guard, Permission::Write) => {
+            vec!["DELETE", "GET"]
+        }
         // Opening a transaction takes the configuration lock: only for logins that may write.
         "/api/transaction" if privileges.may_write_somewhere() => {
             vec!["DELETE", "GET", "POST", "PUT"]

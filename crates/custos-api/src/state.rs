@@ -1,11 +1,12 @@
 //! The state the REST server shares between requests: the committed configuration, the store,
-//! logins, the failed-login throttle and the one open transaction.
+//! logins, the failed-login throttle, the one open transaction and the registry of live sessions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use custos_config::document::Document;
+use custos_sessions::LiveSessions;
 use custos_store::Store;
 
 use crate::login::{LoginId, Logins};
@@ -36,9 +37,20 @@ pub struct ApiOptions {
     pub identity: ServerIdentity,
 }
 
+/// How long `DELETE /api/active-sessions` waits for the gateway to close a session (both
+/// connections and the trail) before answering 500 `SessionTerminationFailed`.
+pub const TERMINATE_WITHIN: Duration = Duration::from_secs(5);
+
 pub struct Api {
-    pub(crate) store: Store,
+    /// Shared with the gateways, which save session records through it.
+    pub(crate) store: Arc<Store>,
+    /// The sessions in progress on this node, registered by the gateways.
+    pub(crate) live: LiveSessions,
+    /// [`TERMINATE_WITHIN`]; shorter in tests.
+    pub(crate) terminate_within: Duration,
     committed: RwLock<Arc<Snapshot>>,
+    /// Every published revision, for the gateways that follow the configuration.
+    revisions: tokio::sync::watch::Sender<Arc<Snapshot>>,
     pub(crate) logins: Logins,
     pub(crate) throttle: Throttle,
     /// The configuration lock: at most one open transaction.
@@ -52,10 +64,19 @@ pub struct Api {
 }
 
 impl Api {
-    pub(crate) fn new(store: Store, snapshot: Snapshot, options: ApiOptions) -> Api {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        live: LiveSessions,
+        snapshot: Snapshot,
+        options: ApiOptions,
+    ) -> Api {
+        let snapshot = Arc::new(snapshot);
         Api {
             store,
-            committed: RwLock::new(Arc::new(snapshot)),
+            live,
+            terminate_within: TERMINATE_WITHIN,
+            revisions: tokio::sync::watch::channel(snapshot.clone()).0,
+            committed: RwLock::new(snapshot),
             logins: Logins::default(),
             throttle: Throttle::default(),
             transaction: tokio::sync::Mutex::new(None),
@@ -78,7 +99,19 @@ impl Api {
     }
 
     pub(crate) fn publish(&self, snapshot: Snapshot) {
-        *self.committed.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        let snapshot = Arc::new(snapshot);
+        *self.committed.write().unwrap_or_else(|p| p.into_inner()) = snapshot.clone();
+        self.revisions.send_replace(snapshot);
+    }
+
+    /// This node's identifier, as `GET /api/info` reports it.
+    pub fn committed_node_id(&self) -> String {
+        self.options.identity.node_id.clone()
+    }
+
+    /// Follows committed revisions: the receiver sees the current one and every later commit.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
+        self.revisions.subscribe()
     }
 
     pub(crate) fn lock_owner(&self) -> Option<LoginId> {

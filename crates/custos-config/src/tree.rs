@@ -22,6 +22,12 @@ use crate::objects::retention::{
 use crate::objects::ssh::{ChannelPolicy, SSH_CHANNEL_POLICIES, SSH_CONNECTIONS, SshConnection};
 use crate::schema::{Schema, Typed};
 
+/// Recorded sessions (search and audit, SPS API notes §8), served by the REST API's session
+/// handlers from the store and the registry of live sessions; `<path>/<key>` is one record.
+pub const AUDIT_SESSIONS: &str = "/api/audit/sessions";
+/// Sessions in progress: listed, and terminated with `DELETE ?id=<session id>` (seed 000).
+pub const ACTIVE_SESSIONS: &str = "/api/active-sessions";
+
 /// How keys of new collection members are made (SPS uses several styles, see the API notes §2.6).
 #[derive(Clone, Copy, Debug)]
 pub enum KeyStyle {
@@ -258,6 +264,9 @@ fn build() -> Tree {
         service("/api/endpoints", Authenticated),
         service("/api/changelog", Object(object::CHANGELOG)),
         dir("/api/audit", Object(object::SEARCH), false),
+        service(AUDIT_SESSIONS, Object(object::SEARCH)),
+        // Read lists, write terminates: SPS demands read and write on /special/active_sessions.
+        service(ACTIVE_SESSIONS, Object(object::ACTIVE_SESSIONS)),
         dir("/api/acl", Object(object::AUTH), false),
         collection(
             AUDIT_DATA,
@@ -417,6 +426,22 @@ mod tests {
             .map(|n| n.name())
             .collect();
         assert_eq!(names, ["acls", "local_database", "settings"]);
+    }
+
+    #[test]
+    fn session_services_are_guarded_by_their_sps_privileges() {
+        let guard = |path: &str| match tree().node(path).map(|n| (&n.kind, n.guard)) {
+            Some((Kind::Service, Guard::Object(object))) => object,
+            _ => panic!("{path} is not a guarded service node"),
+        };
+        assert_eq!(guard(AUDIT_SESSIONS), object::SEARCH);
+        assert_eq!(guard(ACTIVE_SESSIONS), object::ACTIVE_SESSIONS);
+        let audit: Vec<_> = tree()
+            .children("/api/audit")
+            .iter()
+            .map(|n| n.name())
+            .collect();
+        assert_eq!(audit, ["sessions"]);
     }
 
     #[test]

@@ -152,6 +152,7 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
+        let mut live = None;
         if let Some(mut connected) = connected {
             if let Err(e) = connected.recorder.finish().await {
                 shared.note(
@@ -163,15 +164,7 @@ impl Context {
                 .upstream
                 .disconnect(russh::Disconnect::ByApplication, "session ended", "")
                 .await;
-            let verdict = shared
-                .record
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .verdict;
-            if let Some(live) = connected.live.take() {
-                // Completes pending terminate requests too.
-                let _ = live.finish(end, Some(verdict));
-            }
+            live = connected.live.take();
         }
         {
             let mut record = shared.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,12 +180,17 @@ impl Context {
                     .get_or_insert_with(|| "the client did not authenticate".into());
             }
         }
+        // The final record is stored before the session leaves the live registry, so nobody
+        // sees it neither live nor ended (and a terminate request completes after both).
         self.save(shared).await;
         let record = shared
             .record
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        if let Some(live) = live {
+            let _ = live.finish(end, Some(record.verdict));
+        }
         tracing::info!(session = %record.key, verdict = record.verdict.as_str(), "session ended");
     }
 }

@@ -5,6 +5,9 @@
 //! WAL journaling with `synchronous=FULL` makes a commit durable when it returns, and SQLite's
 //! atomic commit means a crash at any moment leaves the previous or the new revision, never a mix.
 //!
+//! Recorded-session records live in the same database ([`sessions`]), outside the revisions: they
+//! are history, not configuration.
+//!
 //! **Invariant:** the store knows the document only as node paths, keys and JSON bodies; it does
 //! not interpret them.
 
@@ -17,7 +20,9 @@ use serde_json::Value;
 use sqlx::Row;
 
 mod sealing;
+mod sessions;
 pub use sealing::{KEY_LEN, Sealer};
+pub use sessions::STALE_REASON;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -100,7 +105,7 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain(sessions::SCHEMA) {
             sqlx::query(*statement).execute(&pool).await?;
         }
         Ok(Store {

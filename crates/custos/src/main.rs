@@ -1,6 +1,7 @@
 //! The `custos` binary: parses the command line and wires the crates together.
 
 mod serve;
+mod sessions_cli;
 mod tls;
 
 use std::net::SocketAddr;
@@ -32,6 +33,9 @@ enum LogFormat {
 enum Command {
     /// Run the management REST API (HTTPS) with the embedded database.
     Serve(serve::ServeArgs),
+    /// List or terminate the active sessions of a running server (through its REST API;
+    /// the password is read from CUSTOS_PASSWORD).
+    Sessions(sessions_cli::SessionsArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -61,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Sessions(args) => runtime.block_on(sessions_cli::run(args)),
     }
 }
 

@@ -114,6 +114,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     {
         store.pause_inside_commits(Duration::from_millis(ms));
     }
+
+    // --- Sessions: records in the store, sessions in progress in the registry. The gateways
+    // fill both (save through `store`, register with `live_sessions`); the API lists and
+    // terminates. This runs before any gateway starts, so whatever the database still calls
+    // active is a leftover of a previous run that ended without finishing its sessions.
+    let closed = store
+        .close_stale_sessions()
+        .await
+        .context("closing the sessions a previous run left active")?;
+    if closed > 0 {
+        tracing::warn!(
+            closed,
+            "marked sessions left active by a previous run as ended"
+        );
+    }
+    let store = Arc::new(store);
+    let live_sessions = custos_sessions::LiveSessions::default();
+    // --- end of sessions wiring.
+
     let (password, generated) = match &args.admin_password {
         Some(p) if !p.is_empty() => (p.clone(), false),
         _ => (generated_password(), true),
@@ -122,9 +141,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auto_open_transaction: args.auto_open_transaction,
         identity,
     };
-    let (api, first) = Api::open(store, options, &password)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (api, first) = Api::open(
+        Arc::clone(&store),
+        live_sessions.clone(),
+        options,
+        &password,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     match first {
         FirstStart::Created if generated => {
             // Shown once, on standard output only; never logged.
@@ -138,6 +162,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         FirstStart::Existing => {}
     }
+
+    // The SSH gateway follows the committed configuration: every commit reconciles its
+    // listeners (sessions in progress keep the policy they started with).
+    let gateway = custos_gateway::Gateway::new(
+        data_dir,
+        api.committed_node_id(),
+        live_sessions.clone(),
+        store.clone(),
+    )
+    .context("starting the SSH gateway")?;
+    let mut revisions = api.subscribe();
+    let follower = gateway.clone();
+    tokio::spawn(async move {
+        loop {
+            let snapshot = revisions.borrow_and_update().clone();
+            follower.apply(&snapshot.doc).await;
+            if revisions.changed().await.is_err() {
+                break;
+            }
+        }
+    });
 
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let tls_config =

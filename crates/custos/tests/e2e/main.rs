@@ -4,6 +4,7 @@
 mod harness;
 
 mod acl_matrix;
+mod audit_sessions;
 mod authentication;
 mod bad_input;
 mod durability;

@@ -779,6 +779,7 @@ async fn directories_list_their_children_alphabetically() {
             "/api",
             &[
                 "acl",
+                "active-sessions",
                 "audit",
                 "authentication",
                 "changelog",

@@ -170,24 +170,27 @@ impl Context {
             let mut record = shared.record.lock().unwrap_or_else(|p| p.into_inner());
             record.active = false;
             record.end_time = Some(end);
-            if record.verdict == Verdict::Accept
-                && !record.has_accepted_channel
-                && record.server_username.is_none()
-            {
+            if record.verdict == Verdict::Accept && record.server_username.is_none() {
                 record.verdict = Verdict::AuthFail;
                 record
                     .reason
                     .get_or_insert_with(|| "the client did not authenticate".into());
             }
         }
-        // The final record is stored before the session leaves the live registry, so nobody
-        // sees it neither live nor ended (and a terminate request completes after both).
-        self.save(shared).await;
         let record = shared
             .record
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        // Connections that never tried to authenticate (port scans, health checks) are not
+        // sessions: logged, not recorded.
+        if record.gateway_username.is_none() && live.is_none() {
+            tracing::info!(client = %record.client.ip, "connection closed before authentication");
+            return;
+        }
+        // The final record is stored before the session leaves the live registry, so nobody
+        // sees it neither live nor ended (and a terminate request completes after both).
+        self.save(shared).await;
         if let Some(live) = live {
             let _ = live.finish(end, Some(record.verdict));
         }

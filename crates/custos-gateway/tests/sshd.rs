@@ -3,9 +3,9 @@
 //! Needs root (to run sshd and to create the test account `custos-e2e`), `sshd` and `ssh`:
 //! `./test.sh` installs them. Password logins go through `SSH_ASKPASS`.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,10 +14,8 @@ use custos_config::edit;
 use custos_config::tree::tree;
 use custos_gateway::Gateway;
 use custos_sessions::{BoxFuture, LiveSessions, SessionRecord, SessionStore, Verdict};
+use custos_testkit::{Client, PASSWORD, Sshd, USER, free_port, run, sha256};
 use serde_json::json;
-
-const USER: &str = "custos-e2e";
-const PASSWORD: &str = "E2e-test-passw0rd";
 
 #[derive(Default)]
 struct MemoryStore(Mutex<Vec<SessionRecord>>);
@@ -29,107 +27,6 @@ impl SessionStore for MemoryStore {
         records.push(record);
         Box::pin(async { Ok(()) })
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-/// The local account the tests log in as, with a known password. Set once per process:
-/// rewriting /etc/shadow while sshd reads it for another test would fail that login.
-fn ensure_test_user() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(create_test_user);
-}
-
-fn create_test_user() {
-    assert!(
-        std::env::var("USER").map(|u| u == "root").unwrap_or(true)
-            && Path::new("/usr/sbin/sshd").exists(),
-        "these tests need root and openssh-server (./test.sh installs it)"
-    );
-    if !run(Command::new("id").arg(USER)).status.success() {
-        let out = run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", USER]));
-        assert!(
-            out.status.success(),
-            "useradd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let mut chpasswd = Command::new("chpasswd")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    chpasswd
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{USER}:{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(chpasswd.wait().unwrap().success());
-}
-
-struct Sshd {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sshd(dir: &Path) -> Sshd {
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let key = dir.join("ssh_host_ed25519_key");
-    if !key.exists() {
-        assert!(
-            run(Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&key))
-            .status
-            .success()
-        );
-    }
-    let port = free_port();
-    let config = dir.join("sshd_config");
-    std::fs::write(
-        &config,
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
-            key.display(),
-            dir.join("sshd.pid").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f"])
-        .arg(&config)
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
-    Sshd { child, port }
-}
-
-fn wait_for_port(port: u16) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port}");
 }
 
 /// A configuration with one connection policy: listen on `listen`, go to the fixed `target`.
@@ -156,7 +53,7 @@ fn configuration(listen: u16, target: u16, channel_policy: &str) -> Document {
 struct Setup {
     _dir: tempfile::TempDir,
     data: PathBuf,
-    askpass: PathBuf,
+    client: Client,
     gateway_port: u16,
     store: Arc<MemoryStore>,
     live: LiveSessions,
@@ -165,9 +62,8 @@ struct Setup {
 }
 
 async fn setup(channel_policy: &str) -> Setup {
-    ensure_test_user();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = start_sshd(dir.path());
+    let sshd = Sshd::start(dir.path());
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let store = Arc::new(MemoryStore::default());
@@ -181,14 +77,11 @@ async fn setup(channel_policy: &str) -> Setup {
         gateway.listening(),
         vec![SocketAddr::from(([127, 0, 0, 1], gateway_port))]
     );
-    let askpass = dir.path().join("askpass.sh");
-    std::fs::write(&askpass, "#!/bin/sh\necho \"$CUSTOS_TEST_PASSWORD\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let client = Client::new(dir.path());
     Setup {
         _dir: dir,
         data,
-        askpass,
+        client,
         gateway_port,
         store,
         live,
@@ -203,32 +96,7 @@ impl Setup {
     }
 
     fn ssh_to(&self, port: u16, password: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ssh");
-        cmd.args(["-p", &port.to_string()])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-            ])
-            .args([
-                "-o",
-                "PreferredAuthentications=password",
-                "-o",
-                "PubkeyAuthentication=no",
-                "-o",
-                "NumberOfPasswordPrompts=1",
-            ])
-            .arg(format!("{USER}@127.0.0.1"))
-            .args(args)
-            .env("SSH_ASKPASS", &self.askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
-            .env("CUSTOS_TEST_PASSWORD", password)
-            .stdin(Stdio::null());
-        cmd
+        self.client.ssh(port, USER, password, args)
     }
 
     /// The stored records once `expected` sessions have been finalised (just after their
@@ -330,41 +198,6 @@ async fn output(mut cmd: Command) -> std::process::Output {
         .unwrap()
 }
 
-fn sha256(path: &Path) -> String {
-    let out = run(Command::new("sha256sum").arg(path));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-impl Setup {
-    fn client_options(&self, cmd: &mut Command, password: &str) {
-        cmd.args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args([
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "PubkeyAuthentication=no",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-        ])
-        .env("SSH_ASKPASS", &self.askpass)
-        .env("SSH_ASKPASS_REQUIRE", "force")
-        .env("DISPLAY", ":0")
-        .env("CUSTOS_TEST_PASSWORD", password)
-        .stdin(Stdio::null());
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interactive_shell_with_a_pty_is_relayed_and_its_output_recorded() {
     let s = setup("-1").await;
@@ -409,7 +242,7 @@ async fn scp_of_100_mib_both_ways_keeps_the_checksum() {
 
     let mut up = Command::new("scp");
     up.args(["-P", &s.gateway_port.to_string()]);
-    s.client_options(&mut up, PASSWORD);
+    s.client.options(&mut up, PASSWORD);
     up.arg(&original).arg(format!("{USER}@127.0.0.1:{remote}"));
     let out = output(up).await;
     assert!(
@@ -421,7 +254,7 @@ async fn scp_of_100_mib_both_ways_keeps_the_checksum() {
     let back = work.join("back.bin");
     let mut down = Command::new("scp");
     down.args(["-P", &s.gateway_port.to_string()]);
-    s.client_options(&mut down, PASSWORD);
+    s.client.options(&mut down, PASSWORD);
     down.arg(format!("{USER}@127.0.0.1:{remote}")).arg(&back);
     let out = output(down).await;
     assert!(
@@ -469,7 +302,7 @@ async fn sftp_works_through_the_gateway() {
     // Not `-b`: batch mode forbids password prompts. The commands come on standard input.
     let mut sftp = Command::new("sftp");
     sftp.args(["-P", &s.gateway_port.to_string()]);
-    s.client_options(&mut sftp, PASSWORD);
+    s.client.options(&mut sftp, PASSWORD);
     sftp.arg(format!("{USER}@127.0.0.1"))
         .stdin(std::fs::File::open(&batch).unwrap());
     let out = output(sftp).await;

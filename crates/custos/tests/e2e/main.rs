@@ -8,6 +8,7 @@ mod audit_sessions;
 mod authentication;
 mod bad_input;
 mod durability;
+mod gateway;
 mod key_material;
 mod local_database;
 mod navigation;

@@ -1,0 +1,182 @@
+//! Real OpenSSH peers for tests: an `sshd` on a free loopback port, a local account with a known
+//! password, and `ssh`/`scp`/`sftp` commands that log in with it through `SSH_ASKPASS`.
+//!
+//! Needs root (to run sshd and create the account) and openssh-server/-client; `./test.sh`
+//! installs them. Nothing here is a mock: these are the programs administrators use.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The local account tests log in as.
+pub const USER: &str = "custos-e2e";
+pub const PASSWORD: &str = "E2e-test-passw0rd";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// Creates [`USER`] with [`PASSWORD`] once per process: rewriting /etc/shadow while sshd reads
+/// it for another test would fail that login.
+pub fn ensure_test_user() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        assert!(
+            Path::new("/usr/sbin/sshd").exists(),
+            "these tests need openssh-server (./test.sh installs it) and root"
+        );
+        if !run(Command::new("id").arg(USER)).status.success() {
+            let out =
+                run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", USER]));
+            assert!(
+                out.status.success(),
+                "useradd: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chpasswd: {e}"));
+        use std::io::Write;
+        if let Some(mut stdin) = chpasswd.stdin.take() {
+            stdin
+                .write_all(format!("{USER}:{PASSWORD}\n").as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(
+            chpasswd.wait().is_ok_and(|s| s.success()),
+            "chpasswd failed"
+        );
+    });
+}
+
+/// An OpenSSH server on 127.0.0.1, stopped when dropped.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    /// Starts sshd with its own host key and configuration in `dir`.
+    pub fn start(dir: &Path) -> Sshd {
+        ensure_test_user();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let key = dir.join("ssh_host_ed25519_key");
+        if !key.exists() {
+            let out = run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key));
+            assert!(out.status.success(), "ssh-keygen failed");
+        }
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+                key.display(),
+                dir.join("sshd.pid").display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("sshd: {e}"));
+        wait_for_port(port);
+        Sshd {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+pub fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// Builds OpenSSH client commands that log in with a password through `SSH_ASKPASS`.
+pub struct Client {
+    askpass: PathBuf,
+}
+
+impl Client {
+    pub fn new(dir: &Path) -> Client {
+        let askpass = dir.join("askpass.sh");
+        std::fs::write(&askpass, "#!/bin/sh\necho \"$CUSTOS_TEST_PASSWORD\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Client { askpass }
+    }
+
+    /// Options every client needs: no host-key prompts, password only, the askpass helper.
+    pub fn options(&self, cmd: &mut Command, password: &str) {
+        cmd.args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .args([
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ])
+        .env("SSH_ASKPASS", &self.askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .env("CUSTOS_TEST_PASSWORD", password)
+        .stdin(Stdio::null());
+    }
+
+    /// `ssh -p <port> <login>@127.0.0.1 <args…>`.
+    pub fn ssh(&self, port: u16, login: &str, password: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-p", &port.to_string()]);
+        self.options(&mut cmd, password);
+        cmd.arg(format!("{login}@127.0.0.1")).args(args);
+        cmd
+    }
+}
+
+pub fn sha256(path: &Path) -> String {
+    let out = run(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

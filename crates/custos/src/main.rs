@@ -1,6 +1,7 @@
 //! The `custos` binary: parses the command line and wires the crates together.
 
 mod serve;
+mod trail_cli;
 mod sessions_cli;
 mod tls;
 
@@ -36,6 +37,10 @@ enum Command {
     /// List or terminate the active sessions of a running server (through its REST API;
     /// the password is read from CUSTOS_PASSWORD).
     Sessions(sessions_cli::SessionsArgs),
+    /// Play a recorded terminal session in this terminal.
+    Replay(trail_cli::ReplayArgs),
+    /// Convert a recorded session (e.g. to asciicast v2 for asciinema).
+    Export(trail_cli::ExportArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -66,6 +71,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Sessions(args) => runtime.block_on(sessions_cli::run(args)),
+        Command::Replay(args) => trail_cli::replay(args),
+        Command::Export(args) => trail_cli::export(args),
     }
 }
 

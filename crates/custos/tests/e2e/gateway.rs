@@ -141,3 +141,110 @@ async fn sessions_through_the_served_gateway_are_listed_terminated_and_recorded(
     let again = admin.delete(&format!("/api/active-sessions?id={id}")).await;
     assert_eq!(again.error_type(), "SessionCouldNotBeFound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_terminal_session_replays_and_exports_to_asciicast_that_asciinema_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(dir.path());
+    let ssh = Client::new(dir.path());
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let port = free_port();
+    admin.open_transaction().await;
+    admin
+        .create(
+            "/api/configuration/ssh/connections",
+            &json!({
+                "name": "tty",
+                "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [port]},
+                "server_address": {"selection": "fix", "address": "127.0.0.1", "port": sshd.port},
+                "policies": {"channel_policy": "-1", "audit_policy": "-1"},
+            }),
+        )
+        .await;
+    admin.commit_ok().await;
+    wait_until_listening(port).await;
+
+    let mut shell = ssh.ssh(port, USER, PASSWORD, &["-tt"]);
+    shell
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = shell.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo cast-$((20+22)); exit\n")
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cast-42"));
+
+    let mut key = None;
+    for _ in 0..100 {
+        let listing = admin.get("/api/audit/sessions").await.json;
+        if let Some(k) = listing["items"][0]["key"].as_str() {
+            key = Some(k.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let trail = server
+        .data_dir()
+        .join(format!("trails/{}.trail", key.expect("a recorded session")));
+    for _ in 0..100 {
+        if admin.get("/api/active-sessions").await.json["items"]
+            .as_array()
+            .is_some_and(|i| i.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["replay", "--max"])
+        .arg(&trail)
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("cast-42"));
+
+    let cast = dir.path().join("session.cast");
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["export", "--format", "asciicast", "-o"])
+        .arg(&cast)
+        .arg(&trail)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let text = std::fs::read_to_string(&cast).unwrap();
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert!(text.contains("cast-42"));
+    // The real asciinema must accept it (it needs a terminal: run it under script).
+    let cat = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("asciinema cat {}", cast.display()),
+            "/dev/null",
+        ])
+        .output()
+        .expect("asciinema and script (./test.sh installs them)");
+    assert!(
+        cat.status.success(),
+        "asciinema rejected the file: {}",
+        String::from_utf8_lossy(&cat.stdout)
+    );
+    assert!(String::from_utf8_lossy(&cat.stdout).contains("cast-42"));
+}

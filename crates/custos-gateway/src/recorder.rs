@@ -8,8 +8,9 @@ use std::time::Instant;
 use custos_trail::{Record, TrailWriter, WriterOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Records in flight between the relay and the writer thread.
-const QUEUE: usize = 256;
+/// Records in flight between the relay and the writer thread. This bounds what can have been
+/// relayed but not yet written when the disk fails (SSH packets are at most 32 KiB: ~1 MiB).
+const QUEUE: usize = 32;
 
 enum Command {
     Record(u64, Record),
@@ -20,6 +21,7 @@ enum Command {
 pub struct Recorder {
     queue: mpsc::Sender<Command>,
     start: Instant,
+    failed: watch::Receiver<Option<String>>,
 }
 
 impl Recorder {
@@ -40,7 +42,9 @@ impl Recorder {
                 let mut writer = Some(writer);
                 let mut failure: Option<String> = None;
                 loop {
-                    let deadline = writer.as_ref().and_then(|w| w.next_deadline());
+                    // After a failure nothing more is written, so there is nothing to flush on
+                    // time either (retrying a full disk in a loop would only burn a core).
+                    let deadline = writer.as_ref().filter(|_| failure.is_none()).and_then(|w| w.next_deadline());
                     let next = runtime.block_on(async {
                         match deadline {
                             Some(at) => {
@@ -93,9 +97,15 @@ impl Recorder {
             Recorder {
                 queue,
                 start: Instant::now(),
+                failed: failed.clone(),
             },
             failed,
         ))
+    }
+
+    /// Whether the trail has failed: from then on nothing may be relayed (fail closed).
+    pub fn has_failed(&self) -> bool {
+        self.failed.borrow().is_some()
     }
 
     pub fn micros(&self) -> u64 {

@@ -234,6 +234,9 @@ async fn relay_upstream(
     recorder: Recorder,
 ) {
     while let Some(message) = upstream.wait().await {
+        if recorder.has_failed() {
+            break;
+        }
         match message {
             ChannelMsg::Data { data } => {
                 recorder
@@ -555,7 +558,8 @@ impl russh::server::Handler for ClientHandler {
             bytes: bytes.clone(),
         })
         .await;
-        if let Some(up) = self.upstream_channel(channel) {
+        let failed = self.shared.connected().is_some_and(|(_, r)| r.has_failed());
+        if let (Some(up), false) = (self.upstream_channel(channel), failed) {
             // Waits for the target's window: back-pressure reaches the client through russh.
             let _ = up.data_bytes(bytes).await;
         }
@@ -603,14 +607,20 @@ pub async fn disconnect(
     upstream: Option<Arc<client::Handle<UpstreamHandler>>>,
     why: &str,
 ) {
-    if let Some(client) = client {
-        let _ = client
-            .disconnect(Disconnect::ByApplication, why.to_string(), String::new())
-            .await;
-    }
+    // The target first: that also releases a handler waiting for the target's window, so the
+    // client's session loop is free to process its own disconnect.
     if let Some(upstream) = upstream {
-        let _ = upstream
-            .disconnect(Disconnect::ByApplication, why, "")
-            .await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            upstream.disconnect(Disconnect::ByApplication, why, ""),
+        )
+        .await;
+    }
+    if let Some(client) = client {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.disconnect(Disconnect::ByApplication, why.to_string(), String::new()),
+        )
+        .await;
     }
 }

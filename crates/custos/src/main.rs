@@ -1,9 +1,9 @@
 //! The `custos` binary: parses the command line and wires the crates together.
 
 mod serve;
-mod trail_cli;
 mod sessions_cli;
 mod tls;
+mod trail_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

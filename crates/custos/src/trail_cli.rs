@@ -58,7 +58,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if !(args.speed > 0.0 && args.speed.is_finite()) {
         anyhow::bail!("--speed must be a positive number");
     }
-    let mut reader = TrailReader::open(&args.trail).with_context(|| format!("opening {}", args.trail.display()))?;
+    let mut reader = TrailReader::open(&args.trail)
+        .with_context(|| format!("opening {}", args.trail.display()))?;
     let start = args.at.map(seconds_to_micros).unwrap_or(0);
     if start > 0 {
         reader.seek_to(start)?;
@@ -69,7 +70,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut out = stdout.lock();
     for item in reader.records() {
         let (at, record) = item?;
-        let Record::Data { channel, direction: Direction::ServerToClient, bytes, .. } = record else {
+        let Record::Data {
+            channel,
+            direction: Direction::ServerToClient,
+            bytes,
+            ..
+        } = record
+        else {
             continue;
         };
         if args.channel.is_some_and(|c| c != channel) {
@@ -80,7 +87,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             if let Some(limit) = idle_limit {
                 pause = pause.min(limit);
             }
-            std::thread::sleep(Duration::from_secs_f64(pause as f64 / 1_000_000.0 / args.speed));
+            std::thread::sleep(Duration::from_secs_f64(
+                pause as f64 / 1_000_000.0 / args.speed,
+            ));
         }
         previous = at;
         out.write_all(&bytes)?;
@@ -91,10 +100,12 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     let Format::Asciicast = args.format;
-    let mut reader = TrailReader::open(&args.trail).with_context(|| format!("opening {}", args.trail.display()))?;
+    let mut reader = TrailReader::open(&args.trail)
+        .with_context(|| format!("opening {}", args.trail.display()))?;
     match &args.output {
         Some(path) => {
-            let mut file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
             custos_trail::export_asciicast(&mut reader, args.channel, args.input, &mut file)?;
             file.sync_all()?;
         }

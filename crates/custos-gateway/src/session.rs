@@ -107,6 +107,23 @@ impl ClientHandler {
         allowed
     }
 
+    /// Refuses something the client asked for, saying why in the log and in the trail.
+    async fn refuse(&self, what: &str, why: String) {
+        tracing::warn!(client = %self.peer, request = %what, reason = %why, "request refused");
+        self.record(Record::Event(
+            json!({"type": "refused", "request": what, "reason": why}),
+        ))
+        .await;
+    }
+
+    /// Why a channel type that the policy may allow is still refused: not relayed yet.
+    fn unsupported(&self, channel_type: &str) -> String {
+        format!(
+            "{channel_type} is allowed by channel policy {} but not relayed by this version of Custos",
+            self.policy.channel_policy_name
+        )
+    }
+
     async fn record(&self, record: Record) {
         if let Some((_, recorder)) = self.shared.connected() {
             recorder.record(record).await;
@@ -564,6 +581,130 @@ impl russh::server::Handler for ClientHandler {
             let _ = up.data_bytes(bytes).await;
         }
         Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some((upstream, recorder)) = self.shared.connected() else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        if !self.permitted("local-forward").await {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        let id = channel.id();
+        drop(channel);
+        let opened = match upstream
+            .channel_open_direct_tcpip(
+                host_to_connect,
+                port_to_connect,
+                originator_address,
+                originator_port,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.refuse(
+                    "local-forward",
+                    format!("the target refused to open {host_to_connect}:{port_to_connect}: {e}"),
+                )
+                .await;
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                return Ok(());
+            }
+        };
+        reply.accept().await;
+        let number = channel_number(id);
+        recorder
+            .record(Record::ChannelOpen {
+                channel: number,
+                kind: "direct-tcpip".into(),
+                meta: json!({"host": host_to_connect, "port": port_to_connect, "originator": originator_address, "originator_port": originator_port}),
+            })
+            .await;
+        let (read, write) = opened.split();
+        self.channels.insert(id, write);
+        self.shared
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .has_accepted_channel = true;
+        tokio::spawn(relay_upstream(read, session.handle(), id, number, recorder));
+        Ok(())
+    }
+
+    async fn channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.permitted("x11").await {
+            self.refuse("x11", self.unsupported("x11")).await;
+        }
+        reply
+            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.permitted("x11").await {
+            self.refuse("x11", self.unsupported("x11")).await;
+        }
+        reply(session, channel, false)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        if self.permitted("agent-forward").await {
+            self.refuse("agent-forward", self.unsupported("agent-forward"))
+                .await;
+        }
+        Ok(false)
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        if self.permitted("remote-forward").await {
+            self.refuse(
+                "remote-forward",
+                format!("{} ({address}:{port})", self.unsupported("remote-forward")),
+            )
+            .await;
+        }
+        Ok(false)
     }
 
     async fn channel_eof(

@@ -514,3 +514,77 @@ async fn a_full_disk_closes_the_session_instead_of_relaying_unrecorded_traffic()
         "{copied} bytes reached the target unrecorded?"
     );
 }
+
+/// Reads what a local forward delivers: the first bytes from the forwarded port.
+fn read_through_forward(port: u16) -> Vec<u8> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    let n = stream.read(&mut buffer).unwrap_or(0);
+    buffer[..n].to_vec()
+}
+
+async fn local_forward_delivers(channel_rules: serde_json::Value) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(dir.path());
+    let client = Client::new(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut doc = custos_config::bootstrap::initial_document("admin-pw", 1).unwrap();
+    let policy = edit::create(
+        &mut doc,
+        tree()
+            .node(custos_config::objects::ssh::SSH_CHANNEL_POLICIES)
+            .unwrap(),
+        json!({"name": "forwards", "rules": channel_rules}),
+        1,
+    )
+    .unwrap();
+    let port = free_port();
+    edit::create(
+        &mut doc,
+        tree().node(custos_config::objects::ssh::SSH_CONNECTIONS).unwrap(),
+        json!({"name": "fwd", "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [port]},
+               "server_address": {"selection": "fix", "address": "127.0.0.1", "port": sshd.port},
+               "policies": {"channel_policy": policy, "audit_policy": "-1"}}),
+        1,
+    )
+    .unwrap();
+    let gateway = Gateway::new(
+        &data,
+        "node-1".into(),
+        LiveSessions::default(),
+        Arc::new(MemoryStore::default()),
+    )
+    .unwrap();
+    gateway.apply(&doc).await;
+    let local = free_port();
+    let mut ssh = client.ssh(port, USER, PASSWORD, &[]);
+    // -N: no session channel, only the forward.
+    ssh.args(["-N", "-L", &format!("{local}:127.0.0.1:{}", sshd.port)]);
+    let mut child = ssh.spawn().unwrap();
+    custos_testkit::wait_for_port(local);
+    let got = tokio::task::spawn_blocking(move || read_through_forward(local))
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_forward_is_relayed_only_when_the_channel_policy_allows_it() {
+    let allowed = local_forward_delivers(json!([{"channel": "local-forward"}])).await;
+    assert!(
+        allowed.starts_with(b"SSH-2.0-"),
+        "the forward reaches the service: {allowed:?}"
+    );
+    let denied = local_forward_delivers(json!([{"channel": "session-shell"}])).await;
+    assert!(
+        denied.is_empty(),
+        "a denied forward carries nothing: {denied:?}"
+    );
+}

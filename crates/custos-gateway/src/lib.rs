@@ -257,7 +257,12 @@ impl Gateway {
             .map_err(|e| GatewayError::Io("known_hosts.json".into(), e))?;
         let server_config = server::Config {
             keys: vec![host_key(data_dir)?],
-            methods: russh::MethodSet::from(&[russh::MethodKind::Password][..]),
+            methods: russh::MethodSet::from(
+                &[
+                    russh::MethodKind::Password,
+                    russh::MethodKind::KeyboardInteractive,
+                ][..],
+            ),
             auth_rejection_time: Duration::from_millis(500),
             auth_rejection_time_initial: Some(Duration::ZERO),
             nodelay: true,

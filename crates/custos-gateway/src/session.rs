@@ -59,6 +59,8 @@ pub struct ClientHandler {
     channels: HashMap<ChannelId, ChannelWriteHalf<client::Msg>>,
     target_ip: Option<IpAddr>,
     server_user: String,
+    /// A keyboard-interactive login in progress: the client's name and the target connection.
+    pending_interactive: Option<(String, Upstream)>,
 }
 
 impl ClientHandler {
@@ -76,6 +78,7 @@ impl ClientHandler {
             channels: HashMap::new(),
             target_ip: None,
             server_user: String::new(),
+            pending_interactive: None,
         }
     }
 
@@ -134,11 +137,8 @@ impl ClientHandler {
         self.channels.get(&id)
     }
 
-    async fn connect_upstream(
-        &mut self,
-        login: &str,
-        password: &str,
-    ) -> Result<(), (Verdict, String)> {
+    /// Resolves the target and opens the gateway's own SSH connection to it (host key checked).
+    async fn open_upstream(&mut self, login: &str) -> Result<Upstream, (Verdict, String)> {
         let target = target::resolve(&self.policy.policy.server_address, login)
             .map_err(|why| (Verdict::Deny, why))?;
         self.server_user = target.username.clone();
@@ -171,7 +171,7 @@ impl ClientHandler {
         let server = stream.peer_addr().ok();
         let local = stream.local_addr().ok();
         self.target_ip = server.map(|s| s.ip());
-        let mut upstream = client::connect_stream(self.ctx.client_config.clone(), stream, handler)
+        let handle = client::connect_stream(self.ctx.client_config.clone(), stream, handler)
             .await
             .map_err(|e| {
                 let why = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -180,8 +180,23 @@ impl ClientHandler {
                     why.unwrap_or_else(|| format!("SSH to the target failed: {e}")),
                 )
             })?;
+        Ok(Upstream {
+            handle,
+            target,
+            server,
+            local,
+        })
+    }
+
+    async fn connect_upstream(
+        &mut self,
+        login: &str,
+        password: &str,
+    ) -> Result<(), (Verdict, String)> {
+        let mut upstream = self.open_upstream(login).await?;
         let result = upstream
-            .authenticate_password(target.username.clone(), password)
+            .handle
+            .authenticate_password(upstream.target.username.clone(), password)
             .await
             .map_err(|e| {
                 (
@@ -192,9 +207,29 @@ impl ClientHandler {
         if !matches!(result, client::AuthResult::Success) {
             return Err((
                 Verdict::AuthFail,
-                format!("the target refused the password of {}", target.username),
+                format!(
+                    "the target refused the password of {}",
+                    upstream.target.username
+                ),
             ));
         }
+        self.start_session(login, upstream, "password").await
+    }
+
+    /// The client is logged in on the target: create the trail, list the live session, store
+    /// the record, and watch for termination.
+    async fn start_session(
+        &mut self,
+        login: &str,
+        upstream: Upstream,
+        method: &str,
+    ) -> Result<(), (Verdict, String)> {
+        let Upstream {
+            handle,
+            target,
+            server,
+            local,
+        } = upstream;
         let (key, trail_name) = {
             let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
             record.gateway_username = Some(login.to_string());
@@ -207,7 +242,7 @@ impl ClientHandler {
                 ip: s.ip(),
                 port: s.port(),
             });
-            record.auth_method = Some("password".into());
+            record.auth_method = Some(method.into());
             record.verdict = Verdict::Accept;
             record.trail = Some(format!("trails/{}.trail", record.key));
             (record.key.clone(), record.trail.clone().unwrap_or_default())
@@ -225,21 +260,39 @@ impl ClientHandler {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         );
-        let upstream = Arc::new(upstream);
+        let upstream = Arc::new(handle);
         *self
             .shared
             .connected
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(Connected {
-            upstream: upstream.clone(),
+            upstream,
             recorder,
             live: Some(live),
         });
         self.ctx.save(&self.shared).await;
-        tracing::info!(session = %key, client = %self.peer, target = %target.host, user = %target.username, "session started");
+        tracing::info!(session = %key, client = %self.peer, target = %target.host, user = %target.username, method, "session started");
         self.ctx.watch_session(self.shared.clone(), signal, failed);
         Ok(())
     }
+
+    fn note_refusal(&self, login: &str, method: &str, verdict: Verdict, why: String) {
+        tracing::warn!(client = %self.peer, user = %login, reason = %why, "session refused");
+        {
+            let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+            record.gateway_username = Some(login.to_string());
+            record.auth_method = Some(method.into());
+        }
+        self.shared.note(verdict, why);
+    }
+}
+
+/// The gateway's connection to the target while the client logs in.
+pub struct Upstream {
+    handle: client::Handle<UpstreamHandler>,
+    target: target::Target,
+    server: Option<SocketAddr>,
+    local: Option<SocketAddr>,
 }
 
 /// Forwards what the target sends on one channel to the client, recording it.
@@ -335,13 +388,101 @@ impl russh::server::Handler for ClientHandler {
         match self.connect_upstream(user, password).await {
             Ok(()) => Ok(Auth::Accept),
             Err((verdict, why)) => {
-                tracing::warn!(client = %self.peer, user = %user, reason = %why, "session refused");
-                {
-                    let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
-                    record.gateway_username = Some(user.to_string());
-                    record.auth_method = Some("password".into());
+                self.note_refusal(user, "password", verdict, why);
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    /// Keyboard-interactive pass-through: the target's prompts go to the client and the
+    /// client's answers to the target (never logged, never recorded).
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        const METHOD: &str = "keyboard-interactive";
+        if self.shared.connected().is_some() {
+            return Ok(Auth::reject());
+        }
+        let result = match response {
+            None => {
+                let mut upstream = match self.open_upstream(user).await {
+                    Ok(u) => u,
+                    Err((verdict, why)) => {
+                        self.note_refusal(user, METHOD, verdict, why);
+                        return Ok(Auth::reject());
+                    }
+                };
+                let started = upstream
+                    .handle
+                    .authenticate_keyboard_interactive_start(
+                        upstream.target.username.clone(),
+                        Some(submethods.to_string()),
+                    )
+                    .await;
+                self.pending_interactive = Some((user.to_string(), upstream));
+                started
+            }
+            Some(answers) => {
+                let answers: Vec<String> = answers
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .collect();
+                let Some((_, upstream)) = self.pending_interactive.as_mut() else {
+                    return Ok(Auth::reject());
+                };
+                upstream
+                    .handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await
+            }
+        };
+        match result {
+            Ok(client::KeyboardInteractiveAuthResponse::InfoRequest {
+                name,
+                instructions,
+                prompts,
+            }) => {
+                let prompts: Vec<(std::borrow::Cow<'static, str>, bool)> = prompts
+                    .into_iter()
+                    .map(|p| (p.prompt.into(), p.echo))
+                    .collect();
+                Ok(Auth::Partial {
+                    name: name.into(),
+                    instructions: instructions.into(),
+                    prompts: prompts.into(),
+                })
+            }
+            Ok(client::KeyboardInteractiveAuthResponse::Success) => {
+                let Some((login, upstream)) = self.pending_interactive.take() else {
+                    return Ok(Auth::reject());
+                };
+                match self.start_session(&login, upstream, METHOD).await {
+                    Ok(()) => Ok(Auth::Accept),
+                    Err((verdict, why)) => {
+                        self.note_refusal(&login, METHOD, verdict, why);
+                        Ok(Auth::reject())
+                    }
                 }
-                self.shared.note(verdict, why);
+            }
+            Ok(client::KeyboardInteractiveAuthResponse::Failure { .. }) => {
+                self.pending_interactive = None;
+                let why = format!(
+                    "the target refused the keyboard-interactive login of {}",
+                    self.server_user
+                );
+                self.note_refusal(user, METHOD, Verdict::AuthFail, why);
+                Ok(Auth::reject())
+            }
+            Err(e) => {
+                self.pending_interactive = None;
+                self.note_refusal(
+                    user,
+                    METHOD,
+                    Verdict::Fail,
+                    format!("keyboard-interactive login to the target failed: {e}"),
+                );
                 Ok(Auth::reject())
             }
         }

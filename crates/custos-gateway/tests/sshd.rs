@@ -588,3 +588,57 @@ async fn a_local_forward_is_relayed_only_when_the_channel_policy_allows_it() {
         "a denied forward carries nothing: {denied:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_interactive_logins_are_passed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start_keyboard_interactive(dir.path());
+    let client = Client::new(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let gateway = Gateway::new(
+        &data,
+        "node-1".into(),
+        LiveSessions::default(),
+        store.clone(),
+    )
+    .unwrap();
+    let port = free_port();
+    gateway.apply(&configuration(port, sshd.port, "-2")).await;
+
+    let ssh_with = |password: &str| {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-p", &port.to_string()]);
+        client.options_for(&mut cmd, password, "keyboard-interactive");
+        cmd.arg(format!("{USER}@127.0.0.1"))
+            .arg("echo kbd-$((3*3))");
+        cmd
+    };
+    let out = output(ssh_with(PASSWORD)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "kbd-9\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = output(ssh_with("wrong-answer")).await;
+    assert!(!out.status.success());
+
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        records = store.0.lock().unwrap().clone();
+        if records.len() == 2 && records.iter().all(|r| !r.active) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    records.sort_by_key(|r| r.start_time);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0].verdict, Verdict::Accept);
+    assert_eq!(
+        records[0].auth_method.as_deref(),
+        Some("keyboard-interactive")
+    );
+    assert_eq!(records[1].verdict, Verdict::AuthFail, "{:?}", records[1]);
+}

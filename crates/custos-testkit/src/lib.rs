@@ -74,8 +74,23 @@ impl Drop for Sshd {
 }
 
 impl Sshd {
-    /// Starts sshd with its own host key and configuration in `dir`.
+    /// Starts sshd with its own host key and configuration in `dir`, allowing passwords.
     pub fn start(dir: &Path) -> Sshd {
+        Sshd::start_with(
+            dir,
+            "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n",
+        )
+    }
+
+    /// Starts sshd that allows only keyboard-interactive logins (through PAM).
+    pub fn start_keyboard_interactive(dir: &Path) -> Sshd {
+        Sshd::start_with(
+            dir,
+            "UsePAM yes\nPasswordAuthentication no\nKbdInteractiveAuthentication yes\n",
+        )
+    }
+
+    fn start_with(dir: &Path, authentication: &str) -> Sshd {
         ensure_test_user();
         let _ = std::fs::create_dir_all("/run/sshd");
         let key = dir.join("ssh_host_ed25519_key");
@@ -90,7 +105,7 @@ impl Sshd {
         std::fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n{authentication}PubkeyAuthentication yes\nStrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
                 key.display(),
                 dir.join("sshd.pid").display()
             ),
@@ -139,22 +154,28 @@ impl Client {
 
     /// Options every client needs: no host-key prompts, password only, the askpass helper.
     pub fn options(&self, cmd: &mut Command, password: &str) {
+        self.options_for(cmd, password, "password");
+    }
+
+    /// Like [`Client::options`], logging in with `method` (`password` or
+    /// `keyboard-interactive`; the askpass helper answers the prompt either way).
+    pub fn options_for(&self, cmd: &mut Command, password: &str, method: &str) {
+        let preferred = format!("PreferredAuthentications={method}");
         cmd.args([
             "-o",
             "StrictHostKeyChecking=no",
             "-o",
             "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
         ])
         .args([
             "-o",
-            "PreferredAuthentications=password",
+            "LogLevel=ERROR",
+            "-o",
+            &preferred,
             "-o",
             "PubkeyAuthentication=no",
-            "-o",
-            "NumberOfPasswordPrompts=1",
         ])
+        .args(["-o", "NumberOfPasswordPrompts=1"])
         .env("SSH_ASKPASS", &self.askpass)
         .env("SSH_ASKPASS_REQUIRE", "force")
         .env("DISPLAY", ":0")

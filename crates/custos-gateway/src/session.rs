@@ -276,6 +276,35 @@ impl ClientHandler {
         Ok(())
     }
 
+    /// Joins an accepted client channel to its target channel: records the opening, keeps the
+    /// writing half for client data, and relays the target's side.
+    async fn attach(
+        &mut self,
+        id: ChannelId,
+        opened: Channel<client::Msg>,
+        kind: &str,
+        meta: serde_json::Value,
+        recorder: Recorder,
+        client: russh::server::Handle,
+    ) {
+        let number = channel_number(id);
+        recorder
+            .record(Record::ChannelOpen {
+                channel: number,
+                kind: kind.into(),
+                meta,
+            })
+            .await;
+        let (read, write) = opened.split();
+        self.channels.insert(id, write);
+        {
+            let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+            record.has_accepted_channel = true;
+            record.channel_policy = Some(self.policy.channel_policy_name.clone());
+        }
+        tokio::spawn(relay_upstream(read, client, id, number, recorder));
+    }
+
     fn note_refusal(&self, login: &str, method: &str, verdict: Verdict, why: String) {
         tracing::warn!(client = %self.peer, user = %login, reason = %why, "session refused");
         {
@@ -523,22 +552,8 @@ impl russh::server::Handler for ClientHandler {
             }
         };
         reply.accept().await;
-        let number = channel_number(id);
-        recorder
-            .record(Record::ChannelOpen {
-                channel: number,
-                kind: "session".into(),
-                meta: json!({}),
-            })
+        self.attach(id, opened, "session", json!({}), recorder, session.handle())
             .await;
-        let (read, write) = opened.split();
-        self.channels.insert(id, write);
-        {
-            let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
-            record.has_accepted_channel = true;
-            record.channel_policy = Some(self.policy.channel_policy_name.clone());
-        }
-        tokio::spawn(relay_upstream(read, session.handle(), id, number, recorder));
         Ok(())
     }
 
@@ -769,22 +784,10 @@ impl russh::server::Handler for ClientHandler {
             }
         };
         reply.accept().await;
-        let number = channel_number(id);
-        recorder
-            .record(Record::ChannelOpen {
-                channel: number,
-                kind: "direct-tcpip".into(),
-                meta: json!({"host": host_to_connect, "port": port_to_connect, "originator": originator_address, "originator_port": originator_port}),
-            })
+        let meta = json!({"host": host_to_connect, "port": port_to_connect,
+                          "originator": originator_address, "originator_port": originator_port});
+        self.attach(id, opened, "direct-tcpip", meta, recorder, session.handle())
             .await;
-        let (read, write) = opened.split();
-        self.channels.insert(id, write);
-        self.shared
-            .record
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .has_accepted_channel = true;
-        tokio::spawn(relay_upstream(read, session.handle(), id, number, recorder));
         Ok(())
     }
 

@@ -22,14 +22,24 @@ async fn wait_until_listening(port: u16) {
     panic!("the gateway does not listen on {port} after the commit");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_through_the_served_gateway_are_listed_terminated_and_recorded() {
+/// A running `custos serve` whose gateway, configured by one REST commit, listens on `port` and
+/// sends sessions to a real sshd.
+struct ServedGateway {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    sshd: Sshd,
+    ssh: Client,
+    server: Server,
+    admin: crate::harness::Client,
+    port: u16,
+}
+
+async fn served_gateway(name: &str, channel_policy: &str) -> ServedGateway {
     let dir = tempfile::tempdir().unwrap();
     let sshd = Sshd::start(dir.path());
     let ssh = Client::new(dir.path());
     let server = Server::start().await;
     let admin = server.admin().await;
-
     // A commit configures the running gateway.
     let port = free_port();
     admin.open_transaction().await;
@@ -37,15 +47,30 @@ async fn sessions_through_the_served_gateway_are_listed_terminated_and_recorded(
         .create(
             "/api/configuration/ssh/connections",
             &json!({
-                "name": "e2e",
+                "name": name,
                 "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [port]},
                 "server_address": {"selection": "fix", "address": "127.0.0.1", "port": sshd.port},
-                "policies": {"channel_policy": "-2", "audit_policy": "-1"},
+                "policies": {"channel_policy": channel_policy, "audit_policy": "-1"},
             }),
         )
         .await;
     admin.commit_ok().await;
     wait_until_listening(port).await;
+    ServedGateway {
+        dir: dir.path().to_path_buf(),
+        _dir: dir,
+        sshd,
+        ssh,
+        server,
+        admin,
+        port,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_through_the_served_gateway_are_listed_terminated_and_recorded() {
+    let g = served_gateway("e2e", "-2").await;
+    let (sshd, ssh, server, admin, port) = (&g.sshd, &g.ssh, &g.server, &g.admin, g.port);
 
     // A recorded exec session.
     let mut exec = ssh.ssh(port, USER, PASSWORD, &["echo via-custos-serve"]);
@@ -144,26 +169,9 @@ async fn sessions_through_the_served_gateway_are_listed_terminated_and_recorded(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_terminal_session_replays_and_exports_to_asciicast_that_asciinema_accepts() {
-    let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start(dir.path());
-    let ssh = Client::new(dir.path());
-    let server = Server::start().await;
-    let admin = server.admin().await;
-    let port = free_port();
-    admin.open_transaction().await;
-    admin
-        .create(
-            "/api/configuration/ssh/connections",
-            &json!({
-                "name": "tty",
-                "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [port]},
-                "server_address": {"selection": "fix", "address": "127.0.0.1", "port": sshd.port},
-                "policies": {"channel_policy": "-1", "audit_policy": "-1"},
-            }),
-        )
-        .await;
-    admin.commit_ok().await;
-    wait_until_listening(port).await;
+    let g = served_gateway("tty", "-1").await;
+    let (ssh, server, admin, port) = (&g.ssh, &g.server, &g.admin, g.port);
+    let dir = &g.dir;
 
     let mut shell = ssh.ssh(port, USER, PASSWORD, &["-tt"]);
     shell
@@ -216,7 +224,7 @@ async fn a_recorded_terminal_session_replays_and_exports_to_asciicast_that_ascii
     );
     assert!(String::from_utf8_lossy(&replay.stdout).contains("cast-42"));
 
-    let cast = dir.path().join("session.cast");
+    let cast = dir.join("session.cast");
     let export = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
         .args(["export", "--format", "asciicast", "-o"])
         .arg(&cast)

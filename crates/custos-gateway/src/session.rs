@@ -127,6 +127,16 @@ impl ClientHandler {
         )
     }
 
+    /// Records a request the client made on a channel.
+    async fn record_request(&self, channel: ChannelId, request: &str, details: serde_json::Value) {
+        self.record(Record::ChannelRequest {
+            channel: channel_number(channel),
+            request: request.into(),
+            details,
+        })
+        .await;
+    }
+
     async fn record(&self, record: Record) {
         if let Some((_, recorder)) = self.shared.connected() {
             recorder.record(record).await;
@@ -568,12 +578,7 @@ impl russh::server::Handler for ClientHandler {
         modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.record(Record::ChannelRequest {
-            channel: channel_number(channel),
-            request: "pty-req".into(),
-            details: json!({"term": term, "cols": col_width, "rows": row_height, "px_width": pix_width, "px_height": pix_height}),
-        })
-        .await;
+        self.record_request(channel, "pty-req", json!({"term": term, "cols": col_width, "rows": row_height, "px_width": pix_width, "px_height": pix_height})).await;
         let ok = match self.upstream_channel(channel) {
             Some(up) => up
                 .request_pty(
@@ -593,11 +598,11 @@ impl russh::server::Handler for ClientHandler {
         variable_value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.record(Record::ChannelRequest {
-            channel: channel_number(channel),
-            request: "env".into(),
-            details: json!({"name": variable_name, "value": variable_value}),
-        })
+        self.record_request(
+            channel,
+            "env",
+            json!({"name": variable_name, "value": variable_value}),
+        )
         .await;
         let ok = match self.upstream_channel(channel) {
             Some(up) => up
@@ -617,12 +622,7 @@ impl russh::server::Handler for ClientHandler {
         if !self.permitted("session-shell").await {
             return reply(session, channel, false);
         }
-        self.record(Record::ChannelRequest {
-            channel: channel_number(channel),
-            request: "shell".into(),
-            details: json!({}),
-        })
-        .await;
+        self.record_request(channel, "shell", json!({})).await;
         let ok = match self.upstream_channel(channel) {
             Some(up) => up.request_shell(false).await.is_ok(),
             None => false,
@@ -639,11 +639,11 @@ impl russh::server::Handler for ClientHandler {
         if !self.permitted("session-exec").await {
             return reply(session, channel, false);
         }
-        self.record(Record::ChannelRequest {
-            channel: channel_number(channel),
-            request: "exec".into(),
-            details: json!({"command": String::from_utf8_lossy(data)}),
-        })
+        self.record_request(
+            channel,
+            "exec",
+            json!({"command": String::from_utf8_lossy(data)}),
+        )
         .await;
         let ok = match self.upstream_channel(channel) {
             Some(up) => up.exec(false, data.to_vec()).await.is_ok(),
@@ -661,12 +661,8 @@ impl russh::server::Handler for ClientHandler {
         if !self.permitted("session-subsystem").await {
             return reply(session, channel, false);
         }
-        self.record(Record::ChannelRequest {
-            channel: channel_number(channel),
-            request: "subsystem".into(),
-            details: json!({"name": name}),
-        })
-        .await;
+        self.record_request(channel, "subsystem", json!({"name": name}))
+            .await;
         let ok = match self.upstream_channel(channel) {
             Some(up) => up.request_subsystem(false, name).await.is_ok(),
             None => false,
@@ -705,12 +701,8 @@ impl russh::server::Handler for ClientHandler {
         signal: Sig,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.record(Record::ChannelRequest {
-            channel: channel_number(channel),
-            request: "signal".into(),
-            details: json!({"signal": format!("{signal:?}")}),
-        })
-        .await;
+        self.record_request(channel, "signal", json!({"signal": format!("{signal:?}")}))
+            .await;
         if let Some(up) = self.upstream_channel(channel) {
             let _ = up.signal(signal).await;
         }

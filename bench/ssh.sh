@@ -71,7 +71,11 @@ echo "(the gateway's legs use the cipher russh negotiates; the client-side leg u
 for direction in upload download; do
   direct=$(timed $direction "$SSHD_PORT")
   before=$(cpu_ticks); bytes_before=$(trail_bytes)
+  if [[ -n ${BENCH_PROFILE:-} ]]; then  # BENCH_PROFILE=dir: perf profile of the gateway per direction
+    perf record -q ${BENCH_PERF_ARGS:--g} -p "$CUSTOS_PID" -o "$BENCH_PROFILE/$direction.perf" 2>/dev/null & perf_pid=$!; sleep 0.5
+  fi
   via=$(timed $direction "$GW_PORT")
+  [[ -n ${BENCH_PROFILE:-} ]] && { kill -INT $perf_pid; wait $perf_pid || true; }
   after=$(cpu_ticks); bytes_after=$(trail_bytes)
   cpu=$(echo "($after - $before) / $TICK" | bc -l)
   printf '%-8s direct %6.1f MB/s  via Custos %6.1f MB/s  ratio %.2f (target >= 0.90)\n' "$direction" \

@@ -266,10 +266,12 @@ impl Gateway {
             auth_rejection_time: Duration::from_millis(500),
             auth_rejection_time_initial: Some(Duration::ZERO),
             nodelay: true,
+            preferred: preferred_algorithms(),
             ..Default::default()
         };
         let client_config = client::Config {
             nodelay: true,
+            preferred: preferred_algorithms(),
             ..Default::default()
         };
         let ctx = Arc::new(Context {
@@ -430,4 +432,40 @@ async fn serve_connection(
         Err(e) => tracing::debug!(client = %peer, error = %e, "SSH handshake failed"),
     }
     ctx.finish(&shared).await;
+}
+
+/// russh's defaults, except that AES-256-GCM comes before ChaCha20-Poly1305 where the CPU has
+/// AES and carry-less multiply instructions. Why: the gateway decrypts and re-encrypts every
+/// byte; measured on the gateway's machine kind (AVX-512/VAES), ChaCha20-Poly1305 cost about
+/// 0.7 CPU-s/GiB on the target leg and AES-256-GCM about 0.12. The client still chooses on its
+/// own leg (SSH lets the client's order win); this order decides the leg to the target and
+/// what a client without a preference gets. Without those instructions ChaCha20 is faster.
+fn preferred_algorithms() -> russh::Preferred {
+    let mut preferred = russh::Preferred::default();
+    if aes_is_accelerated() {
+        preferred.cipher = std::borrow::Cow::Borrowed(&[
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+            russh::cipher::AES_192_CTR,
+            russh::cipher::AES_128_CTR,
+        ]);
+    }
+    preferred
+}
+
+#[cfg(target_arch = "x86_64")]
+fn aes_is_accelerated() -> bool {
+    std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+#[cfg(target_arch = "aarch64")]
+fn aes_is_accelerated() -> bool {
+    std::arch::is_aarch64_feature_detected!("aes")
+        && std::arch::is_aarch64_feature_detected!("pmull")
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn aes_is_accelerated() -> bool {
+    false
 }

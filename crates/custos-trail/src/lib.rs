@@ -37,6 +37,8 @@ mod error;
 pub mod format;
 mod reader;
 mod record;
+mod sink;
+mod spool;
 mod varint;
 mod verify;
 mod writer;

@@ -2,13 +2,12 @@
 //!
 //! Design constraints (from the gateway): it runs on a blocking thread behind a bounded channel,
 //! so it is synchronous; it records while traffic flows, so it must be cheap per byte (one copy
-//! into the segment buffer, one BLAKE3 pass, one `write` per segment) and bounded in memory
+//! into the segment buffer, one BLAKE3 pass, one copy into the file sink, which writes large
+//! aligned blocks past the page cache: see `sink.rs`) and bounded in memory
 //! (one pending segment per stream, each at most `segment_bytes`); and a crash or a full disk
 //! must leave a file whose complete segments are still readable.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,8 @@ use crate::format::{
     header_chain, payload_hash,
 };
 use crate::record::{self, Direction, Record};
+use crate::sink::AppendFile;
+use crate::spool::IndexSpool;
 use crate::varint;
 
 /// Smallest accepted `segment_bytes` (tests use tiny segments; production uses the default).
@@ -121,7 +122,9 @@ impl Pending {
 /// Writes one trail file, append-only. See the crate documentation for the format.
 #[derive(Debug)]
 pub struct TrailWriter {
-    file: File,
+    file: AppendFile,
+    /// Index entries of the segments written so far.
+    index: IndexSpool,
     options: WriterOptions,
     /// Chain value of the last segment written (or of the file header).
     chain: [u8; 32],
@@ -129,7 +132,6 @@ pub struct TrailWriter {
     seq: u64,
     /// Bytes durably handed to the file so far (= offset of the next segment).
     offset: u64,
-    first_segment_offset: u64,
     pending: [Pending; 2],
     pending_since: Option<Instant>,
     last_sync: Instant,
@@ -160,15 +162,8 @@ impl TrailWriter {
             len: json.len(),
             max: MAX_HEADER_JSON,
         })?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
-        let written = file
-            .write_all(&header_bytes)
-            .and_then(|()| file.sync_data());
+        let mut file = AppendFile::create_new(path)?;
+        let written = file.append(&header_bytes).and_then(|()| file.sync());
         if let Err(e) = written {
             drop(file);
             // We created it a moment ago; a half-written header is of no use to anyone.
@@ -177,13 +172,17 @@ impl TrailWriter {
         }
         sync_parent_dir(path)?;
         let now = Instant::now();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
         Ok(TrailWriter {
             file,
+            index: IndexSpool::new(dir),
             options,
             chain: header_chain(&header_bytes),
             seq: 0,
             offset: header_bytes.len() as u64,
-            first_segment_offset: header_bytes.len() as u64,
             pending: [
                 Pending::new(options.segment_bytes),
                 Pending::new(options.segment_bytes),
@@ -318,7 +317,8 @@ impl TrailWriter {
     /// Writes the pending segment(s) now (without syncing).
     pub fn flush(&mut self) -> Result<(), TrailError> {
         self.check_usable()?;
-        self.flush_all()
+        self.flush_all()?;
+        Ok(self.file.flush()?)
     }
 
     /// Does the time-based work: writes pending records once `segment_interval` has passed
@@ -366,8 +366,8 @@ impl TrailWriter {
         if result.is_err() {
             self.poisoned = true;
             // Cut off a partial index so the file ends on a segment boundary ("incomplete").
-            let _ = self.file.set_len(index_offset);
-            let _ = self.file.sync_data();
+            let _ = self.file.truncate(index_offset);
+            let _ = self.file.sync();
         }
         let summary = result?;
         self.sync_now()?;
@@ -489,24 +489,24 @@ impl TrailWriter {
         raw.copy_from_slice(head);
         let next = chain_next(&chain, &raw, &payload_hash(payload));
         p.buf.extend_from_slice(&next);
-        let written = (&self.file).write_all(&self.pending_ref(stream).buf);
+        let [first, second] = &self.pending;
+        let written = self
+            .file
+            .append(if stream == 0 { &first.buf } else { &second.buf });
         let p = self.pending_mut(stream);
         if let Err(e) = written {
             // Keep the records pending (a later flush may succeed once space is freed) and
             // cut the partial segment off, so the file still ends on a segment boundary.
             p.buf.truncate(p.buf.len().saturating_sub(CHAIN_LEN));
-            let offset = self.offset;
-            let undone = self
-                .file
-                .set_len(offset)
-                .and_then(|()| (&self.file).seek(SeekFrom::Start(offset)).map(|_| ()));
-            if undone.is_err() {
+            if self.file.truncate(self.offset).is_err() {
                 self.poisoned = true;
             }
             return Err(e.into());
         }
         let len = p.buf.len() as u64;
         p.buf.truncate(SEGMENT_HEADER_LEN);
+        let entry = IndexEntry::for_segment(self.offset, &header).encode();
+        let p = self.pending_mut(stream);
         if p.buf.capacity() > segment_bytes {
             p.buf.shrink_to(segment_bytes);
         }
@@ -515,6 +515,11 @@ impl TrailWriter {
         self.seq += 1;
         self.chain = next;
         self.unsynced = true;
+        if let Err(e) = self.index.push(&entry) {
+            // The segment is written but its index entry is lost: the index would be wrong.
+            self.poisoned = true;
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -526,7 +531,7 @@ impl TrailWriter {
     }
 
     fn sync_now(&mut self) -> Result<(), TrailError> {
-        if let Err(e) = self.file.sync_data() {
+        if let Err(e) = self.file.sync() {
             // After a failed fsync the kernel may have dropped the dirty pages: nothing
             // written since the last good sync can be trusted to be on disk.
             self.poisoned = true;
@@ -537,9 +542,8 @@ impl TrailWriter {
         Ok(())
     }
 
-    /// Writes the index (rebuilt by re-reading the segment headers from the file, so that the
-    /// writer's memory does not grow with the session's length), the end-of-trail marker and
-    /// the trailer.
+    /// Writes the index (from the spool of entries, so that the writer's memory does not grow
+    /// with the session's length), the end-of-trail marker and the trailer.
     fn write_index_and_end(&mut self, end: u64) -> Result<TrailSummary, TrailError> {
         let index_offset = self.offset;
         let entries = self.seq;
@@ -558,35 +562,29 @@ impl TrailWriter {
         };
         // The index payload is hashed as it is produced: it is never held in memory whole.
         let mut hasher = blake3::Hasher::new();
-        let mut out = std::io::BufWriter::with_capacity(64 << 10, &self.file);
         let header_bytes = header.encode();
-        out.write_all(&header_bytes)?;
-        let mut at = self.first_segment_offset;
-        for expected_seq in 0..entries {
-            let mut raw = [0u8; SEGMENT_HEADER_LEN];
-            self.file.read_exact_at(&mut raw, at)?;
-            let h = SegmentHeader::decode(&raw).map_err(|reason| {
-                TrailError::corrupt(at, format!("re-reading own file: {reason}"))
-            })?;
-            if h.seq != expected_seq {
-                return Err(TrailError::corrupt(
-                    at,
-                    "re-reading own file: sequence mismatch",
-                ));
-            }
-            let entry = IndexEntry::for_segment(at, &h).encode();
-            hasher.update(&entry);
-            out.write_all(&entry)?;
-            at = at.saturating_add(h.total_len());
-        }
-        if at != index_offset {
+        self.file.append(&header_bytes)?;
+        // The spool holds exactly one entry per segment written, in order: check it anyway,
+        // since a wrong index would make a correct trail fail verification.
+        let mut next_seq = 0u64;
+        self.index.for_each(|raw| {
+            let entry = <&[u8; INDEX_ENTRY_LEN]>::try_from(raw)
+                .map(IndexEntry::decode)
+                .ok()
+                .filter(|e| e.seq == next_seq)
+                .ok_or_else(|| std::io::Error::other("the index spool is out of order"))?;
+            next_seq = entry.seq + 1;
+            hasher.update(raw);
+            self.file.append(raw)
+        })?;
+        if next_seq != entries {
             return Err(TrailError::corrupt(
-                at,
-                "re-reading own file: segments do not add up",
+                index_offset,
+                "the index spool does not match the segments written",
             ));
         }
         let index_chain = chain_next(&self.chain, &header_bytes, hasher.finalize().as_bytes());
-        out.write_all(&index_chain)?;
+        self.file.append(&index_chain)?;
         let end_offset = index_offset + header.total_len();
 
         let marker = EndMarker {
@@ -609,9 +607,9 @@ impl TrailWriter {
             &end_header.encode(),
             &payload_hash(&marker.encode()),
         );
-        out.write_all(&end_header.encode())?;
-        out.write_all(&marker.encode())?;
-        out.write_all(&final_chain)?;
+        self.file.append(&end_header.encode())?;
+        self.file.append(&marker.encode())?;
+        self.file.append(&final_chain)?;
         let trailer = Trailer {
             index_offset,
             end_offset,
@@ -619,9 +617,7 @@ impl TrailWriter {
             end_micros: end,
             final_chain,
         };
-        out.write_all(&trailer.encode())?;
-        out.flush()?;
-        drop(out);
+        self.file.append(&trailer.encode())?;
         self.offset = end_offset + end_header.total_len() + crate::format::TRAILER_LEN as u64;
         self.seq += 2;
         self.chain = final_chain;
@@ -642,7 +638,7 @@ impl Drop for TrailWriter {
     fn drop(&mut self) {
         if !self.finished && !self.poisoned {
             let _ = self.flush_all();
-            let _ = self.file.sync_data();
+            let _ = self.file.sync();
         }
     }
 }

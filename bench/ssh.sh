@@ -30,6 +30,7 @@ UsePAM no
 PasswordAuthentication yes
 StrictModes no
 LogLevel ERROR
+MaxStartups 100:30:200
 CFG
 /usr/sbin/sshd -D -f "$work/sshd_config" & 
 API_PORT=$(free_port); GW_PORT=$(free_port)
@@ -92,3 +93,7 @@ r = json.load(open(sys.argv[1]))["results"]
 direct, via = r[0]["median"] * 1000, r[1]["median"] * 1000
 print(f"median direct {direct:.1f} ms, via Custos {via:.1f} ms, added {via - direct:.1f} ms (target <= 5 ms)")
 PY
+SSH_CMD=$(IFS=$'\x1f'; echo "${SSH[*]}"); export SSH_CMD
+python3 bench/ssh_sessions.py keystroke "$SSHD_PORT" "$GW_PORT"
+python3 bench/ssh_sessions.py idle "$GW_PORT" "$CUSTOS_PID" "${BENCH_IDLE_SESSIONS:-500}"
+python3 bench/ssh_sessions.py downloads "$GW_PORT" "${BENCH_DOWNLOADS:-100}" "$MIB"

@@ -91,6 +91,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let data_dir = &args.data.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -231,5 +232,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Every proxied session holds about five descriptors (two sockets, the trail and its index
+/// spool, the `O_DIRECT` handle), so the usual soft limit of 1024 would cap a gateway at ~200
+/// sessions. The hard limit is what the administrator allows; take all of it.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
     }
 }

@@ -34,7 +34,7 @@ MaxStartups 100:30:200
 CFG
 /usr/sbin/sshd -D -f "$work/sshd_config" & 
 API_PORT=$(free_port); GW_PORT=$(free_port)
-target/release/custos serve --data-dir "$work/data" --listen 127.0.0.1:$API_PORT --admin-password bench-pw > "$work/custos.out" 2> "$work/custos.err" &
+"${CARGO_TARGET_DIR:-target}"/release/custos serve --data-dir "$work/data" --listen 127.0.0.1:$API_PORT --admin-password bench-pw > "$work/custos.out" 2> "$work/custos.err" &
 for _ in $(seq 100); do grep -q "listening on" "$work/custos.out" 2>/dev/null && break; sleep 0.1; done
 CUSTOS_PID=$(pgrep -f "custos serve --data-dir $work/data" | head -1)
 API="https://127.0.0.1:$API_PORT"; CURL=(curl -sk -u admin:bench-pw -H 'Content-Type: application/json')

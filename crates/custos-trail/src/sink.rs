@@ -22,7 +22,7 @@ use std::path::Path;
 /// common devices (and the page size).
 const ALIGN: usize = 4096;
 /// Bytes gathered before one write: large enough that the per-write cost vanishes, small
-/// enough that a failure (a full disk) is noticed soon. Only touched pages are resident.
+/// enough that a failure (a full disk) is noticed soon.
 const CAPACITY: usize = 1 << 20;
 
 #[derive(Debug)]
@@ -31,13 +31,13 @@ pub(crate) struct AppendFile {
     file: File,
     /// `O_DIRECT` descriptor of the same file, when the filesystem supports it.
     direct: Option<File>,
-    /// Backing store of the aligned buffer; `start` is the offset of the aligned part.
+    /// The aligned buffer is `storage[start..]`. Its capacity is reserved once and never
+    /// exceeded (so it never moves), and its length grows only as bytes arrive, so an idle
+    /// session's trail touches a few pages, not the whole megabyte.
     storage: Vec<u8>,
     start: usize,
     /// File offset of the buffer's first byte (a multiple of `ALIGN`).
     buffer_offset: u64,
-    /// Valid bytes in the buffer.
-    buffered: usize,
 }
 
 impl AppendFile {
@@ -56,39 +56,38 @@ impl AppendFile {
             .custom_flags(libc::O_DIRECT)
             .open(path)
             .ok();
-        // calloc'd: pages the trail never reaches stay unmapped.
-        let storage = vec![0u8; CAPACITY + ALIGN];
+        let mut storage: Vec<u8> = Vec::with_capacity(CAPACITY + ALIGN);
         let start = storage.as_ptr().align_offset(ALIGN).min(ALIGN);
+        storage.resize(start, 0);
         Ok(AppendFile {
             file,
             direct,
             storage,
             start,
             buffer_offset: 0,
-            buffered: 0,
         })
+    }
+
+    fn buffered(&self) -> usize {
+        self.storage.len() - self.start
     }
 
     /// The file's logical length: everything appended, written out or not.
     pub(crate) fn len(&self) -> u64 {
-        self.buffer_offset + self.buffered as u64
+        self.buffer_offset + self.buffered() as u64
     }
 
     /// Appends `bytes`, writing out the buffer each time it fills.
     pub(crate) fn append(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let room = CAPACITY - self.buffered;
+            let room = CAPACITY - self.buffered();
             let (head, rest) = bytes.split_at(room.min(bytes.len()));
-            let at = self.start + self.buffered;
-            if let Some(dst) = self.storage.get_mut(at..at + head.len()) {
-                dst.copy_from_slice(head);
-            }
-            self.buffered += head.len();
+            self.storage.extend_from_slice(head);
             bytes = rest;
-            if self.buffered == CAPACITY {
-                self.write_out(CAPACITY)?;
+            if self.buffered() == CAPACITY {
+                self.write_out()?;
                 self.buffer_offset += CAPACITY as u64;
-                self.buffered = 0;
+                self.storage.truncate(self.start);
             }
         }
         Ok(())
@@ -97,23 +96,23 @@ impl AppendFile {
     /// Writes every buffered byte to the file (not synced). The file's length is exact
     /// afterwards; the partial tail block stays buffered to be rewritten with what follows.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        if self.buffered == 0 {
+        let buffered = self.buffered();
+        if buffered == 0 {
             return Ok(());
         }
-        let padded = self.buffered.next_multiple_of(ALIGN);
-        let tail = self.start + self.buffered..self.start + padded;
-        if let Some(pad) = self.storage.get_mut(tail) {
-            pad.fill(0);
-        }
-        self.write_out(padded)?;
-        if padded != self.buffered {
+        let padded = buffered.next_multiple_of(ALIGN);
+        self.storage.resize(self.start + padded, 0);
+        let written = self.write_out();
+        self.storage.truncate(self.start + buffered);
+        written?;
+        if padded != buffered {
             self.file.set_len(self.len())?;
         }
-        let whole = self.buffered - self.buffered % ALIGN;
+        let whole = buffered - buffered % ALIGN;
         self.storage
-            .copy_within(self.start + whole..self.start + self.buffered, self.start);
+            .copy_within(self.start + whole..self.start + buffered, self.start);
+        self.storage.truncate(self.start + buffered - whole);
         self.buffer_offset += whole as u64;
-        self.buffered -= whole;
         Ok(())
     }
 
@@ -129,27 +128,25 @@ impl AppendFile {
         let len = len.min(self.len());
         self.file.set_len(len)?;
         if len >= self.buffer_offset {
-            self.buffered = usize::try_from(len - self.buffer_offset).unwrap_or(0);
+            let keep = usize::try_from(len - self.buffer_offset).unwrap_or(0);
+            self.storage.truncate(self.start + keep);
             return Ok(());
         }
         // The cut falls in data already written: reload its partial block into the buffer.
         let block = len - len % ALIGN as u64;
-        let keep = usize::try_from(len - block).unwrap_or(0);
-        let mut head = vec![0u8; keep];
+        let mut head = vec![0u8; usize::try_from(len - block).unwrap_or(0)];
         self.file.read_exact_at(&mut head, block)?;
-        if let Some(dst) = self.storage.get_mut(self.start..self.start + keep) {
-            dst.copy_from_slice(&head);
-        }
+        self.storage.truncate(self.start);
+        self.storage.extend_from_slice(&head);
         self.buffer_offset = block;
-        self.buffered = keep;
         Ok(())
     }
 
-    /// Writes the first `len` buffer bytes (a multiple of `ALIGN`) at `buffer_offset`.
-    fn write_out(&mut self, len: usize) -> io::Result<()> {
+    /// Writes the whole buffer (a multiple of `ALIGN` long) at `buffer_offset`.
+    fn write_out(&mut self) -> io::Result<()> {
         let data = self
             .storage
-            .get(self.start..self.start + len)
+            .get(self.start..)
             .ok_or_else(|| io::Error::other("trail buffer out of range"))?;
         if let Some(direct) = &self.direct {
             match direct.write_all_at(data, self.buffer_offset) {

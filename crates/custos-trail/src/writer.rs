@@ -82,8 +82,10 @@ struct Pending {
 }
 
 impl Pending {
-    fn new(capacity: usize) -> Pending {
-        let mut buf = Vec::with_capacity(capacity);
+    /// Starts small and grows with the records (up to `segment_bytes`, kept from then on), so
+    /// that an idle session's trail holds a few hundred bytes, not two whole segments.
+    fn new() -> Pending {
+        let mut buf = Vec::with_capacity(SEGMENT_HEADER_LEN + 256);
         buf.resize(SEGMENT_HEADER_LEN, 0);
         Pending {
             buf,
@@ -183,10 +185,7 @@ impl TrailWriter {
             chain: header_chain(&header_bytes),
             seq: 0,
             offset: header_bytes.len() as u64,
-            pending: [
-                Pending::new(options.segment_bytes),
-                Pending::new(options.segment_bytes),
-            ],
+            pending: [Pending::new(), Pending::new()],
             pending_since: None,
             last_sync: now,
             unsynced: false,

@@ -261,6 +261,7 @@ impl Gateway {
                 &[
                     russh::MethodKind::Password,
                     russh::MethodKind::KeyboardInteractive,
+                    russh::MethodKind::PublicKey,
                 ][..],
             ),
             auth_rejection_time: Duration::from_millis(500),

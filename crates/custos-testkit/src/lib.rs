@@ -42,6 +42,20 @@ pub fn ensure_test_user() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // A home left by an earlier account of the same name (another uid) would not be
+        // writable, and sshd's xauth writes the X11 cookie there.
+        let home = format!("/home/{USER}");
+        if Path::new(&home).is_dir() {
+            let out = run(Command::new("chown")
+                .arg("-R")
+                .arg(format!("{USER}:"))
+                .arg(&home));
+            assert!(
+                out.status.success(),
+                "chown {home}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let mut chpasswd = Command::new("chpasswd")
             .stdin(Stdio::piped())
             .spawn()
@@ -64,6 +78,38 @@ pub struct Sshd {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    /// Where `authorized_keys` lives: a directory the test account can read.
+    _keys_dir: Option<tempfile::TempDir>,
+}
+
+/// Extras for [`Sshd::start_with_options`].
+#[derive(Default)]
+pub struct SshdOptions {
+    /// The test account's `authorized_keys` (OpenSSH public key lines).
+    pub authorized_keys: Option<String>,
+    /// `X11Forwarding yes` with `X11UseLocalhost yes` (displays on 127.0.0.1:6010 and up).
+    pub x11: bool,
+}
+
+/// Where xauth is; sshd runs it to store the X11 cookie of a forwarded display.
+pub const XAUTH: &str = "/usr/bin/xauth";
+
+/// A new directory that the test account (not only root) can read: sshd reads authorized
+/// keys, and the account runs scripts, with the account's rights.
+pub fn readable_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+/// Writes `contents` to `path`, readable by everybody (mode 0644).
+pub fn write_readable(path: &Path, contents: &str) {
+    std::fs::write(path, contents).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 impl Drop for Sshd {
@@ -88,6 +134,33 @@ impl Sshd {
             dir,
             "UsePAM yes\nPasswordAuthentication no\nKbdInteractiveAuthentication yes\n",
         )
+    }
+
+    /// Starts sshd that allows passwords, with the extras `options` asks for.
+    pub fn start_with_options(dir: &Path, options: &SshdOptions) -> Sshd {
+        let mut config = String::from(
+            "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n",
+        );
+        let mut keys_dir = None;
+        if let Some(keys) = &options.authorized_keys {
+            let readable = readable_dir();
+            let file = readable.path().join("authorized_keys");
+            write_readable(&file, keys);
+            config.push_str(&format!("AuthorizedKeysFile {}\n", file.display()));
+            keys_dir = Some(readable);
+        }
+        if options.x11 {
+            assert!(
+                Path::new(XAUTH).exists(),
+                "X11 forwarding tests need xauth (./test.sh installs it)"
+            );
+            config.push_str(&format!(
+                "X11Forwarding yes\nX11UseLocalhost yes\nXAuthLocation {XAUTH}\n"
+            ));
+        }
+        let mut sshd = Sshd::start_with(dir, &config);
+        sshd._keys_dir = keys_dir;
+        sshd
     }
 
     fn start_with(dir: &Path, authentication: &str) -> Sshd {
@@ -122,6 +195,7 @@ impl Sshd {
             child,
             port,
             dir: dir.to_path_buf(),
+            _keys_dir: None,
         }
     }
 }
@@ -200,4 +274,119 @@ pub fn sha256(path: &Path) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Makes an Ed25519 key pair without a passphrase: returns the private key's path and the
+/// public key line.
+pub fn generate_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let out = run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path));
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public =
+        std::fs::read_to_string(path.with_extension("pub")).unwrap_or_else(|e| panic!("{e}"));
+    (path, public.trim().to_string())
+}
+
+/// The `SHA256:…` fingerprint of a public key file, as `ssh-add -l` shows it.
+pub fn fingerprint(public_key: &Path) -> String {
+    let out = run(Command::new("ssh-keygen").arg("-lf").arg(public_key));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A real `ssh-agent` on a socket of its own, stopped when dropped.
+pub struct Agent {
+    child: Child,
+    pub socket: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    /// Starts `ssh-agent -D -a <dir>/agent.sock` (keep `dir` short: socket paths are limited).
+    pub fn start(dir: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ssh-agent: {e}"));
+        // Owned from here on: a panic below stops the agent (Drop).
+        let agent = Agent { child, socket };
+        for _ in 0..200 {
+            if agent.socket.exists() {
+                return agent;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("ssh-agent did not create {}", agent.socket.display());
+    }
+
+    /// `ssh-add <key>`.
+    pub fn add(&self, key: &Path) {
+        let out = run(Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.socket));
+        assert!(
+            out.status.success(),
+            "ssh-add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Client {
+    /// `ssh -i <key> -p <port> <login>@127.0.0.1 <args…>`, public key only (no prompts);
+    /// with `agent`, the client can forward that agent (`-A` among `args` does it).
+    pub fn ssh_with_key(
+        &self,
+        port: u16,
+        login: &str,
+        key: &Path,
+        agent: Option<&Agent>,
+        args: &[&str],
+    ) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-p", &port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "PreferredAuthentications=publickey",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+            ])
+            .arg("-i")
+            .arg(key)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null());
+        if let Some(agent) = agent {
+            cmd.env("SSH_AUTH_SOCK", &agent.socket);
+        }
+        cmd.arg(format!("{login}@127.0.0.1")).args(args);
+        cmd
+    }
 }

@@ -95,5 +95,5 @@ print(f"median direct {direct:.1f} ms, via Custos {via:.1f} ms, added {via - dir
 PY
 SSH_CMD=$(IFS=$'\x1f'; echo "${SSH[*]}"); export SSH_CMD
 python3 bench/ssh_sessions.py keystroke "$SSHD_PORT" "$GW_PORT"
-python3 bench/ssh_sessions.py idle "$GW_PORT" "$CUSTOS_PID" "${BENCH_IDLE_SESSIONS:-500}"
+python3 bench/ssh_sessions.py idle "$GW_PORT" "$CUSTOS_PID" "${BENCH_IDLE_SESSIONS:-500}" "${BENCH_IDLE_ROUNDS:-2}"
 python3 bench/ssh_sessions.py downloads "$GW_PORT" "${BENCH_DOWNLOADS:-100}" "$MIB"

@@ -2,7 +2,7 @@
 """Session-level SSH gateway benchmarks, driven by bench/ssh.sh (not a CI test).
 
   keystroke  DIRECT_PORT VIA_PORT   added keystroke round-trip p50 / p99 (1-byte echo via `cat`)
-  idle       VIA_PORT PID COUNT     gateway memory per idle interactive session, given back?
+  idle       VIA_PORT PID COUNT [ROUNDS]  gateway memory per idle interactive session, given back?
   downloads  VIA_PORT COUNT MIB     consecutive downloads; none may hang or come up short
 
 The ssh command line comes from the SSH_CMD environment variable (separated by \\x1f), as built by
@@ -68,8 +68,15 @@ def wait_for(predicate, timeout, what):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def idle(via_port, pid, count):
-    """Opens `count` interactive sessions (PTY + login shell), measures the gateway's RSS."""
+def idle(via_port, pid, count, rounds=2):
+    """Opens `count` interactive sessions (PTY + login shell), measures the gateway's RSS,
+    closes them; twice, so that memory kept for reuse can be told from memory leaked."""
+    first = rss_kib(pid)
+    for round in range(1, rounds + 1):
+        idle_round(via_port, pid, count, first, round)
+
+
+def idle_round(via_port, pid, count, first, round):
     before = rss_kib(pid)
     sessions = []
     ready = 0
@@ -96,13 +103,14 @@ def idle(via_port, pid, count):
         p.stdin.close()
     for p in sessions:
         p.wait(timeout=30)
-    time.sleep(3)
+    # custos serve gives freed memory back at most every 5 s.
+    time.sleep(8)
     after = rss_kib(pid)
     per = (during - before) / count / 1024
     print(
-        f"gateway RSS: {before / 1024:.1f} MiB idle, {during / 1024:.1f} MiB with {count} idle "
-        f"interactive sessions ({per:.3f} MiB per session; target <= 0.25), "
-        f"{after / 1024:.1f} MiB after they closed"
+        f"round {round}: gateway RSS {before / 1024:.1f} MiB before, {during / 1024:.1f} MiB with "
+        f"{count} idle interactive sessions ({per:.3f} MiB per session; target <= 0.25), "
+        f"{after / 1024:.1f} MiB after they closed (first round started at {first / 1024:.1f})"
     )
 
 
@@ -137,7 +145,7 @@ if __name__ == "__main__":
     if mode == "keystroke":
         keystroke(int(rest[0]), int(rest[1]))
     elif mode == "idle":
-        idle(int(rest[0]), int(rest[1]), int(rest[2]))
+        idle(int(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]) if len(rest) > 3 else 2)
     elif mode == "downloads":
         downloads(int(rest[0]), int(rest[1]), int(rest[2]))
     else:

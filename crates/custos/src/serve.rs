@@ -164,6 +164,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         FirstStart::Existing => {}
     }
 
+    tokio::spawn(give_back_memory(live_sessions.clone()));
+
     // The SSH gateway follows the committed configuration: every commit reconciles its
     // listeners (sessions in progress keep the policy they started with).
     let gateway = custos_gateway::Gateway::new(
@@ -250,3 +252,37 @@ fn raise_open_file_limit() {
         Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
     }
 }
+
+/// Returns freed memory to the system after sessions end.
+///
+/// Why: glibc's allocator keeps memory freed by ended sessions in its arenas for reuse, so a
+/// gateway that once carried 500 sessions would keep their memory for good (measured: 300
+/// idle sessions took 45 MiB and 40 MiB of it stayed after they closed). `malloc_trim` hands
+/// the free pages back (measured: back to within 0.3 MiB of the start). It is called at most
+/// every few seconds and only when fewer sessions are live than at the last look, off the
+/// async workers, because it walks every arena.
+async fn give_back_memory(live: custos_sessions::LiveSessions) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut previous = 0usize;
+    loop {
+        interval.tick().await;
+        let now = live.list().len();
+        if now < previous {
+            let _ = tokio::task::spawn_blocking(trim_allocator).await;
+        }
+        previous = now;
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_allocator() {
+    // SAFETY: malloc_trim only releases free memory held by the allocator; it has no
+    // preconditions and touches no memory the program still uses.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_allocator() {}

@@ -8,6 +8,7 @@
 mod hostkeys;
 mod policy;
 mod recorder;
+mod storage;
 mod session;
 mod target;
 mod upstream;

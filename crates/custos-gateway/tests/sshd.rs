@@ -515,6 +515,83 @@ async fn a_full_disk_closes_the_session_instead_of_relaying_unrecorded_traffic()
     );
 }
 
+/// A `refuse_new` policy refuses new sessions while the trail storage is below its reserve
+/// (64 MiB); a `close_session` policy on the same storage still accepts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuse_new_refuses_sessions_while_the_trail_storage_is_below_its_reserve() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(dir.path());
+    let client = Client::new(dir.path());
+    let data = dir.path().join("data");
+    let trails = data.join("trails");
+    std::fs::create_dir_all(&trails).unwrap();
+    let mount = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&trails));
+    assert!(mount.status.success(), "mount tmpfs (needs root)");
+    let _mounted = Mounted(trails.clone());
+
+    for (setting, accepted) in [("refuse_new", false), ("close_session", true)] {
+        let store = Arc::new(MemoryStore::default());
+        let gateway = Gateway::new(
+            &data,
+            "node-1".into(),
+            LiveSessions::default(),
+            store.clone(),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut doc = custos_config::bootstrap::initial_document("admin-pw", 1).unwrap();
+        let node = tree()
+            .node(custos_config::objects::ssh::SSH_CONNECTIONS)
+            .unwrap();
+        edit::create(
+            &mut doc,
+            node,
+            json!({
+                "name": "e2e",
+                "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [port]},
+                "server_address": {"selection": "fix", "address": "127.0.0.1", "port": sshd.port},
+                "policies": {"channel_policy": "-2", "audit_policy": "-1"},
+                "on_storage_full": setting,
+            }),
+            1,
+        )
+        .unwrap();
+        gateway.apply(&doc).await;
+
+        let mut ssh = Command::new("ssh");
+        ssh.args(["-p", &port.to_string()]);
+        client.options(&mut ssh, PASSWORD);
+        ssh.arg(format!("{USER}@127.0.0.1"))
+            .arg("echo through-the-gateway");
+        let out = output(ssh).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.contains("through-the-gateway"),
+            accepted,
+            "{setting}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let records = store.0.lock().unwrap().clone();
+        let last = records.last().cloned().expect("a session record");
+        if accepted {
+            assert_eq!(last.verdict, Verdict::Accept, "{last:?}");
+        } else {
+            assert_eq!(last.verdict, Verdict::Fail, "{last:?}");
+            let reason = last.reason.clone().unwrap_or_default();
+            assert!(reason.contains("nearly full"), "{reason}");
+            assert!(
+                last.trail.is_none(),
+                "no trail for a refused session: {last:?}"
+            );
+        }
+        gateway
+            .apply(&custos_config::bootstrap::initial_document("admin-pw", 1).unwrap())
+            .await;
+    }
+}
+
 /// Reads what a local forward delivers: the first bytes from the forwarded port.
 fn read_through_forward(port: u16) -> Vec<u8> {
     use std::io::Read;

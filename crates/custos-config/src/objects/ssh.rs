@@ -135,8 +135,10 @@ pub struct SshConnection {
     pub log_audit_trail_downloads: bool,
     #[serde(default = "default_host_key_check")]
     pub host_key_check: HostKeyCheck,
-    /// What happens when the trail cannot be written (disk full): `close_session` ends the
-    /// affected sessions, `refuse_new` keeps them but refuses new ones. Both fail closed.
+    /// What happens when the trail storage fills. Both fail closed: a session whose trail
+    /// cannot be written is ended (verdict FAIL). `close_session` does only that;
+    /// `refuse_new` also refuses new sessions while less than 64 MiB is free, keeping that
+    /// reserve for the sessions already running.
     #[serde(default = "default_storage_full")]
     pub on_storage_full: String,
     /// Key the gateway offers to the target when the client's own key cannot be forwarded

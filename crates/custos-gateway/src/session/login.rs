@@ -23,6 +23,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 impl Relay {
     /// Resolves the target and opens the gateway's own SSH connection to it (host key checked).
     pub(super) async fn open_upstream(&self, login: &str) -> Result<Upstream, (Verdict, String)> {
+        if self.policy.policy.on_storage_full == "refuse_new"
+            && let Some(why) = crate::storage::short_of_space(&self.ctx.data_dir.join("trails"))
+        {
+            return Err((Verdict::Fail, why));
+        }
         let target = target::resolve(&self.policy.policy.server_address, login)
             .map_err(|why| (Verdict::Deny, why))?;
         *lock(&self.server_user) = target.username.clone();

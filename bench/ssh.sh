@@ -105,5 +105,5 @@ if [[ ${BENCH_IDLE_SESSIONS:-500} -gt 0 ]]; then
   python3 bench/ssh_sessions.py idle "$GW_PORT" "$CUSTOS_PID" "${BENCH_IDLE_SESSIONS:-500}" "${BENCH_IDLE_ROUNDS:-2}"
 fi
 if [[ ${BENCH_DOWNLOADS:-100} -gt 0 ]]; then
-  python3 bench/ssh_sessions.py downloads "$GW_PORT" "${BENCH_DOWNLOADS:-100}" "$MIB"
+  python3 bench/ssh_sessions.py downloads "$GW_PORT" "${BENCH_DOWNLOADS:-100}" "$MIB" "$work/data/trails"
 fi

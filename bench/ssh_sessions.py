@@ -3,7 +3,7 @@
 
   keystroke  DIRECT_PORT VIA_PORT   added keystroke round-trip p50 / p99 (1-byte echo via `cat`)
   idle       VIA_PORT PID COUNT [ROUNDS]  gateway memory per idle interactive session, given back?
-  downloads  VIA_PORT COUNT MIB     consecutive downloads; none may hang or come up short
+  downloads  VIA_PORT COUNT MIB TRAILS_DIR  consecutive downloads; none may hang or come up short
 
 The ssh command line comes from the SSH_CMD environment variable (separated by \\x1f), as built by
 bench/ssh.sh (askpass, cipher, user).
@@ -114,7 +114,9 @@ def idle_round(via_port, pid, count, first, round):
     )
 
 
-def downloads(via_port, count, mib):
+def downloads(via_port, count, mib, trails):
+    """`count` downloads one after the other; each trail is deleted once its session ended, so
+    that 100 GiB of recordings do not have to fit on the disk."""
     want = mib << 20
     hung = short = 0
     start = time.time()
@@ -131,6 +133,8 @@ def downloads(via_port, count, mib):
             proc.wait()
         if got != want or proc.returncode != 0:
             short += 1
+        for name in os.listdir(trails):
+            os.remove(os.path.join(trails, name))
     elapsed = time.time() - start
     print(
         f"{count} consecutive {mib} MiB downloads in {elapsed:.0f} s: "
@@ -147,6 +151,6 @@ if __name__ == "__main__":
     elif mode == "idle":
         idle(int(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]) if len(rest) > 3 else 2)
     elif mode == "downloads":
-        downloads(int(rest[0]), int(rest[1]), int(rest[2]))
+        downloads(int(rest[0]), int(rest[1]), int(rest[2]), rest[3])
     else:
         sys.exit(__doc__)

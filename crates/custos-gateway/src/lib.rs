@@ -8,8 +8,8 @@
 mod hostkeys;
 mod policy;
 mod recorder;
-mod storage;
 mod session;
+mod storage;
 mod target;
 mod upstream;
 

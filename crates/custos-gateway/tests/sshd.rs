@@ -573,8 +573,16 @@ async fn refuse_new_refuses_sessions_while_the_trail_storage_is_below_its_reserv
             "{setting}: {stdout} {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let records = store.0.lock().unwrap().clone();
-        let last = records.last().cloned().expect("a session record");
+        // The record is stored once the gateway has seen the connection end.
+        let mut last = None;
+        for _ in 0..100 {
+            last = store.0.lock().unwrap().last().cloned();
+            if last.as_ref().is_some_and(|r| !r.active) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let last = last.expect("a session record");
         if accepted {
             assert_eq!(last.verdict, Verdict::Accept, "{last:?}");
         } else {

@@ -162,10 +162,7 @@ impl russh::client::Handler for UpstreamHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        Ok(())
+        prohibit(reply).await
     }
 
     async fn server_channel_open_direct_tcpip(
@@ -178,10 +175,7 @@ impl russh::client::Handler for UpstreamHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        Ok(())
+        prohibit(reply).await
     }
 
     async fn server_channel_open_direct_streamlocal(
@@ -191,10 +185,7 @@ impl russh::client::Handler for UpstreamHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        Ok(())
+        prohibit(reply).await
     }
 
     async fn server_channel_open_forwarded_streamlocal(
@@ -204,9 +195,14 @@ impl russh::client::Handler for UpstreamHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        Ok(())
+        prohibit(reply).await
     }
+}
+
+/// Refuses a channel the target may not open towards the gateway.
+async fn prohibit(reply: ChannelOpenHandle) -> Result<(), russh::Error> {
+    reply
+        .reject(ChannelOpenFailure::AdministrativelyProhibited)
+        .await;
+    Ok(())
 }

@@ -31,6 +31,16 @@ impl SessionStore for MemoryStore {
 
 /// A configuration with one connection policy: listen on `listen`, go to the fixed `target`.
 fn configuration(listen: u16, target: u16, channel_policy: &str) -> Document {
+    configuration_with(listen, target, channel_policy, json!({}))
+}
+
+/// [`configuration`], with `extra` fields merged into the connection policy.
+fn configuration_with(
+    listen: u16,
+    target: u16,
+    channel_policy: &str,
+    extra: serde_json::Value,
+) -> Document {
     let mut doc = custos_config::bootstrap::initial_document("admin-pw", 1).unwrap();
     let node = tree()
         .node(custos_config::objects::ssh::SSH_CONNECTIONS)
@@ -43,7 +53,13 @@ fn configuration(listen: u16, target: u16, channel_policy: &str) -> Document {
             "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [listen]},
             "server_address": {"selection": "fix", "address": "127.0.0.1", "port": target},
             "policies": {"channel_policy": channel_policy, "audit_policy": "-1"},
-        }),
+        })
+        .as_object()
+        .cloned()
+        .unwrap()
+        .into_iter()
+        .chain(extra.as_object().cloned().unwrap_or_default())
+        .collect(),
         1,
     )
     .unwrap();
@@ -437,6 +453,22 @@ async fn a_policy_change_does_not_drop_running_sessions() {
 /// Unmounts the small filesystem when the test ends, however it ends.
 struct Mounted(PathBuf);
 
+impl Mounted {
+    /// Mounts a tmpfs of `size` (e.g. `"2m"`) on `dir` (needs root).
+    fn tmpfs(dir: &Path, size: &str) -> Mounted {
+        std::fs::create_dir_all(dir).unwrap();
+        let mount = run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir));
+        assert!(
+            mount.status.success(),
+            "mount tmpfs (needs root): {}",
+            String::from_utf8_lossy(&mount.stderr)
+        );
+        Mounted(dir.to_path_buf())
+    }
+}
+
 impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
@@ -449,17 +481,7 @@ async fn a_full_disk_closes_the_session_instead_of_relaying_unrecorded_traffic()
     let sshd = Sshd::start(dir.path());
     let client = Client::new(dir.path());
     let data = dir.path().join("data");
-    let trails = data.join("trails");
-    std::fs::create_dir_all(&trails).unwrap();
-    let mount = run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&trails));
-    assert!(
-        mount.status.success(),
-        "mount tmpfs (needs root): {}",
-        String::from_utf8_lossy(&mount.stderr)
-    );
-    let _mounted = Mounted(trails.clone());
+    let _mounted = Mounted::tmpfs(&data.join("trails"), "2m");
 
     let store = Arc::new(MemoryStore::default());
     let gateway = Gateway::new(
@@ -523,13 +545,7 @@ async fn refuse_new_refuses_sessions_while_the_trail_storage_is_below_its_reserv
     let sshd = Sshd::start(dir.path());
     let client = Client::new(dir.path());
     let data = dir.path().join("data");
-    let trails = data.join("trails");
-    std::fs::create_dir_all(&trails).unwrap();
-    let mount = run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&trails));
-    assert!(mount.status.success(), "mount tmpfs (needs root)");
-    let _mounted = Mounted(trails.clone());
+    let _mounted = Mounted::tmpfs(&data.join("trails"), "16m");
 
     for (setting, accepted) in [("refuse_new", false), ("close_session", true)] {
         let store = Arc::new(MemoryStore::default());
@@ -541,23 +557,7 @@ async fn refuse_new_refuses_sessions_while_the_trail_storage_is_below_its_reserv
         )
         .unwrap();
         let port = free_port();
-        let mut doc = custos_config::bootstrap::initial_document("admin-pw", 1).unwrap();
-        let node = tree()
-            .node(custos_config::objects::ssh::SSH_CONNECTIONS)
-            .unwrap();
-        edit::create(
-            &mut doc,
-            node,
-            json!({
-                "name": "e2e",
-                "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [port]},
-                "server_address": {"selection": "fix", "address": "127.0.0.1", "port": sshd.port},
-                "policies": {"channel_policy": "-2", "audit_policy": "-1"},
-                "on_storage_full": setting,
-            }),
-            1,
-        )
-        .unwrap();
+        let doc = configuration_with(port, sshd.port, "-2", json!({"on_storage_full": setting}));
         gateway.apply(&doc).await;
 
         let mut ssh = Command::new("ssh");

@@ -174,13 +174,9 @@ impl TrailWriter {
         }
         sync_parent_dir(path)?;
         let now = Instant::now();
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         Ok(TrailWriter {
             file,
-            index: IndexSpool::new(dir),
+            index: IndexSpool::new(parent_dir(path)),
             options,
             chain: header_chain(&header_bytes),
             seq: 0,
@@ -643,10 +639,14 @@ impl Drop for TrailWriter {
 }
 
 fn sync_parent_dir(path: &Path) -> Result<(), TrailError> {
-    let dir = match path.parent() {
+    File::open(parent_dir(path))?.sync_all()?;
+    Ok(())
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    }
 }

@@ -50,6 +50,9 @@ pub enum ApiError {
     SessionTerminationFailed {
         id: String,
     },
+    /// The session exists but its audit trail cannot be served (none recorded, archived, or
+    /// the file is gone); says why. SPS clients see the usual `NotFound` type.
+    TrailNotAvailable(&'static str),
     /// The server failed; details go to the log, not to the client.
     Internal(String),
 }
@@ -74,7 +77,7 @@ impl ApiError {
             ApiError::Unauthenticated | ApiError::AuthenticationFailure => StatusCode::UNAUTHORIZED,
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::TrailNotAvailable(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NoTransaction | ApiError::ConfigurationLocked { .. } => StatusCode::CONFLICT,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -95,7 +98,7 @@ impl ApiError {
             ApiError::AuthenticationFailure => "AuthenticationFailure",
             ApiError::Throttled { .. } => "AuthenticationThrottled",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::NotFound => "NotFound",
+            ApiError::NotFound | ApiError::TrailNotAvailable(_) => "NotFound",
             ApiError::MethodNotAllowed { .. } => "MethodNotAllowed",
             ApiError::NoTransaction => "NoTransaction",
             ApiError::ConfigurationLocked { .. } => "ConfigurationLocked",
@@ -117,6 +120,7 @@ impl ApiError {
             ApiError::Throttled { retry_after } => format!("Too many failed authentication attempts; try again in {retry_after} seconds."),
             ApiError::Unauthorized => "The requested resource cannot be retrieved because the client is not authorized to access it.".into(),
             ApiError::NotFound => "The requested object does not exist.".into(),
+            ApiError::TrailNotAvailable(reason) => format!("The audit trail is not available: {reason}."),
             ApiError::MethodNotAllowed { reason, .. } => format!("The method is not allowed for this node: {reason}"),
             ApiError::NoTransaction => "No open transaction is available. You must open a transaction first (POST /api/transaction).".into(),
             ApiError::ConfigurationLocked { holder } => format!("The configuration is locked by an open transaction of {holder}. Wait until it is committed or rolled back."),

@@ -73,7 +73,12 @@ impl Api {
                     tracing::error!(path = %problem.path, field = %problem.field, message = %problem.message, "stored configuration is invalid");
                 }
                 let base = doc.clone();
-                let upgraded = bootstrap::add_builtins(&mut doc);
+                let upgraded = bootstrap::add_builtins(&mut doc, transaction::unix_now());
+                if custos_config::tsa_identity(&doc).is_none() {
+                    tracing::error!(
+                        "the configuration names no usable built-in time-stamping identity (management/certificates)"
+                    );
+                }
                 let api = Api::new(
                     store,
                     live,
@@ -179,10 +184,31 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         peer,
         now: Instant::now(),
     };
+    if let Some(key) = sessions::download::audit_trail_key(&req.path) {
+        return download(&api, &req, key).await;
+    }
     match dispatch(&api, &req).await {
         Ok((status, body, cookie)) => {
             let mut response = (status, axum::Json(body)).into_response();
             if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(error) => error.into_response_for(&req.path),
+    }
+}
+
+/// `GET /api/audit/sessions/<key>/audit_trail`: authenticated like every request, answered with
+/// the file itself (or the error envelope).
+async fn download(api: &Api, req: &ApiRequest, key: &str) -> Response {
+    let caller = match authenticate(api, req).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response_for(&req.path),
+    };
+    match sessions::download::audit_trail(api, req, &caller, key).await {
+        Ok(mut response) => {
+            if let Some(cookie) = caller.cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }
             response

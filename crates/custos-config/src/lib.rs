@@ -16,6 +16,8 @@ pub mod secret;
 pub mod tree;
 pub mod union;
 
+pub use objects::management_certificates::tsa_identity;
+
 /// Version of the document's layout; stored with every revision so that a later Custos can
 /// migrate older revisions.
 pub const SCHEMA_VERSION: i64 = 1;

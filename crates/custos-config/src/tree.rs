@@ -15,6 +15,7 @@ use crate::objects::audit_data::{ALL_DATA_ACCESS_KEY, AUDIT_DATA, AuditDataRule}
 use crate::objects::audit_policy::{AUDIT_POLICIES, AuditPolicy};
 use crate::objects::key_material::{CertificateSchema, PRIVATE_KEYS, PrivateKeySchema, X509};
 use crate::objects::local_database::{GROUPS, LocalGroup, LocalUser, USERS};
+use crate::objects::management_certificates::{MANAGEMENT_CERTIFICATES, ManagementCertificates};
 use crate::objects::passwords::{PASSWORDS, PasswordSchema};
 use crate::objects::retention::{
     ARCHIVE_CLEANUP_POLICIES, ArchiveCleanupPolicy, BACKUP_POLICIES, BackupPolicy,
@@ -77,7 +78,9 @@ pub enum Kind {
     /// One object that always exists.
     Singleton {
         schema: &'static dyn Schema,
-        default: fn() -> Value,
+        /// The body of a fresh installation; `None` when the bootstrap makes it because it refers
+        /// to objects made at setup (see `bootstrap::add_builtins`).
+        default: Option<fn() -> Value>,
     },
     /// Objects addressed by key.
     Collection(CollectionSpec),
@@ -166,6 +169,7 @@ impl Tree {
 static USER_SCHEMA: Typed<LocalUser> = Typed::new();
 static GROUP_SCHEMA: Typed<LocalGroup> = Typed::new();
 static AAA_SETTINGS_SCHEMA: Typed<AaaSettings> = Typed::new();
+static MANAGEMENT_CERTIFICATES_SCHEMA: Typed<ManagementCertificates> = Typed::new();
 static AUDIT_DATA_SCHEMA: Typed<AuditDataRule> = Typed::new();
 static PASSWORD_SCHEMA: PasswordSchema = PasswordSchema;
 static PRIVATE_KEY_SCHEMA: PrivateKeySchema = PrivateKeySchema;
@@ -306,7 +310,7 @@ fn build() -> Tree {
             path: AAA_SETTINGS,
             kind: Kind::Singleton {
                 schema: &AAA_SETTINGS_SCHEMA,
-                default: default_aaa_settings,
+                default: Some(default_aaa_settings),
             },
             guard: Object(object::AUTH),
             config: true,
@@ -328,6 +332,15 @@ fn build() -> Tree {
             },
         ),
         dir("/api/configuration/management", Object(object::BASIC), true),
+        Node {
+            path: MANAGEMENT_CERTIFICATES,
+            kind: Kind::Singleton {
+                schema: &MANAGEMENT_CERTIFICATES_SCHEMA,
+                default: None,
+            },
+            guard: Object(object::BASIC),
+            config: true,
+        },
         dir(
             "/api/configuration/policies",
             Object(object::POLICIES),
@@ -442,6 +455,18 @@ mod tests {
             .map(|n| n.name())
             .collect();
         assert_eq!(audit, ["sessions"]);
+    }
+
+    #[test]
+    fn management_certificates_is_a_singleton_guarded_like_management() {
+        let node = tree().node(MANAGEMENT_CERTIFICATES).unwrap();
+        assert!(matches!(node.kind, Kind::Singleton { default: None, .. }));
+        let parent = tree().node(node.parent().unwrap()).unwrap();
+        assert!(matches!(
+            (node.guard, parent.guard),
+            (Guard::Object(a), Guard::Object(b)) if a == object::BASIC && b == object::BASIC
+        ));
+        assert!(node.config);
     }
 
     #[test]

@@ -37,8 +37,8 @@ pub use ssh::{
     parse_ssh_public_key, ssh_public_key_from_selection,
 };
 pub use x509::{
-    Certificate, IdentityKey, PublicKeyKind, key_matches_certificate, parse_certificate,
-    parse_identity_key,
+    Certificate, ExtendedKeyUsage, ID_KP_TIME_STAMPING, IdentityKey, PublicKeyKind,
+    extended_key_usage, key_matches_certificate, parse_certificate, parse_identity_key,
 };
 
 /// Why uploaded key material was refused: a human-readable sentence without key material.

@@ -5,7 +5,7 @@
 //! trails later; the DER and PKCS#8 PEM stored here feed straight into them.
 
 use const_oid::ObjectIdentifier;
-use const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS;
+use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_EXT_KEY_USAGE};
 use const_oid::db::rfc5912::{ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1};
 use const_oid::db::rfc8410::ID_ED_25519;
 use der::{DateTime, Decode as _};
@@ -15,6 +15,7 @@ use rsa09::traits::PublicKeyParts as _;
 use sha2::{Digest as _, Sha256};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::ext::pkix::BasicConstraints;
+use x509_cert::ext::pkix::ExtendedKeyUsage as EkuExtension;
 use x509_cert::time::Time;
 
 use crate::KeyError;
@@ -328,6 +329,53 @@ pub fn key_matches_certificate(key: &IdentityKey, certificate: &Certificate) -> 
         Ok((_, Some(public))) => public == decoded.material.public(),
         _ => false,
     }
+}
+
+/// id-kp-timeStamping (RFC 5280 §4.2.1.12), dotted.
+pub const ID_KP_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
+
+/// A certificate's extendedKeyUsage extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendedKeyUsage {
+    pub critical: bool,
+    /// The key purposes as dotted OIDs, in certificate order.
+    pub purposes: Vec<String>,
+}
+
+impl ExtendedKeyUsage {
+    /// What RFC 3161 §2.3 demands of a time-stamping authority's certificate: exactly one
+    /// purpose, id-kp-timeStamping, in a critical extension.
+    pub fn is_time_stamping_only(&self) -> bool {
+        self.critical
+            && self.purposes.len() == 1
+            && self.purposes.contains(&ID_KP_TIME_STAMPING.into())
+    }
+}
+
+/// The extendedKeyUsage extension of `certificate`, `None` when it has none. A malformed or
+/// repeated extension (RFC 5280 §4.2 allows one instance) is an error, so that a verifier that
+/// reads another instance cannot disagree with what was checked here.
+pub fn extended_key_usage(certificate: &Certificate) -> Result<Option<ExtendedKeyUsage>, KeyError> {
+    let cert = x509_cert::Certificate::from_der(&certificate.der)
+        .map_err(|e| KeyError::new(format!("not a valid X.509 certificate: {e}")))?;
+    let mut found = None;
+    for ext in cert.tbs_certificate.extensions.iter().flatten() {
+        if ext.extn_id != ID_CE_EXT_KEY_USAGE {
+            continue;
+        }
+        if found.is_some() {
+            return Err(KeyError::new(
+                "certificate has more than one extendedKeyUsage extension",
+            ));
+        }
+        let usage = EkuExtension::from_der(ext.extn_value.as_bytes())
+            .map_err(|_| KeyError::new("certificate has a malformed extendedKeyUsage extension"))?;
+        found = Some(ExtendedKeyUsage {
+            critical: ext.critical,
+            purposes: usage.0.iter().map(ToString::to_string).collect(),
+        });
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ mod common;
 
 use common::{Dir, openssl_field};
 use custos_keys::{
-    Certificate, PublicKeyKind, key_matches_certificate, parse_certificate, parse_identity_key,
-    unescape_pem,
+    Certificate, ID_KP_TIME_STAMPING, PublicKeyKind, extended_key_usage, key_matches_certificate,
+    parse_certificate, parse_identity_key, unescape_pem,
 };
 
 const ENCRYPTED: &str = "encrypted private keys are not supported; remove the passphrase";
@@ -377,6 +377,40 @@ fn sps_one_line_pem_parses_to_the_same_certificate_after_unescape() {
         parse_certificate(&pem).unwrap()
     );
     assert_eq!(unescape_pem(&pem), pem, "real PEM is left alone");
+}
+
+#[test]
+fn extended_key_usage_tells_a_time_stamping_certificate_from_others() {
+    let dir = Dir::new();
+    let eku = |name: &str, ext: Option<&str>| {
+        let mut newkey = vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        if let Some(ext) = ext {
+            newkey.extend_from_slice(&["-addext", ext]);
+        }
+        let (pem, _) = self_signed(&dir, name, "/CN=TSA", &newkey);
+        extended_key_usage(&parse_certificate(&pem).unwrap()).unwrap()
+    };
+
+    let tsa = eku("tsa", Some("extendedKeyUsage=critical,timeStamping")).unwrap();
+    assert_eq!(tsa.purposes, [ID_KP_TIME_STAMPING]);
+    assert!(tsa.critical && tsa.is_time_stamping_only());
+
+    let not_critical = eku("nc", Some("extendedKeyUsage=timeStamping")).unwrap();
+    assert!(!not_critical.critical);
+    assert!(!not_critical.is_time_stamping_only());
+
+    let two = eku(
+        "two",
+        Some("extendedKeyUsage=critical,timeStamping,serverAuth"),
+    )
+    .unwrap();
+    assert_eq!(two.purposes, [ID_KP_TIME_STAMPING, "1.3.6.1.5.5.7.3.1"]);
+    assert!(!two.is_time_stamping_only());
+
+    let server = eku("srv", Some("extendedKeyUsage=critical,serverAuth")).unwrap();
+    assert!(!server.is_time_stamping_only());
+
+    assert_eq!(eku("none", None), None);
 }
 
 /// The PEM with its second line cut to 32 characters: still base64, no longer a certificate.

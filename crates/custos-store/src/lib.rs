@@ -11,7 +11,7 @@
 //! **Invariant:** the store knows the document only as node paths, keys and JSON bodies; it does
 //! not interpret them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -72,6 +72,7 @@ pub struct Store {
     pool: SqlitePool,
     sealer: Sealer,
     commit_pause: Option<Duration>,
+    directory: PathBuf,
 }
 
 const SCHEMA: &[&str] = &[
@@ -112,7 +113,17 @@ impl Store {
             pool,
             sealer,
             commit_pause: None,
+            directory: match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
         })
+    }
+
+    /// The directory that holds the database file: the data directory, which the file paths
+    /// in session records (their trails) are relative to.
+    pub fn directory(&self) -> &Path {
+        &self.directory
     }
 
     /// Fault injection for crash tests: pause inside every commit, after the rows are written and
@@ -259,6 +270,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let store = Store::open(&path, sealer()).await.unwrap();
+        assert_eq!(store.directory(), dir.path(), "the data directory");
         let body = json!({"password": {"$secret": "very-secret-value"}});
         let changes = json!([]);
         store

@@ -1,6 +1,9 @@
 //! Recorded and live sessions over REST: `GET /api/audit/sessions[/<key>]` (search, API notes §8)
 //! and `GET`/`DELETE /api/active-sessions` (seed 000).
 //!
+//! `GET /api/audit/sessions/<key>/audit_trail` downloads a session's trail file ([`download`]);
+//! it answers a file rather than JSON, so the server calls it before the JSON dispatcher.
+//!
 //! Records come from the store, which the gateways write through `custos_sessions::SessionStore`;
 //! sessions in progress come from `custos_sessions::LiveSessions`, which also terminates them.
 //! The guards live in the tree like every other endpoint's; they are checked here, first, because
@@ -8,6 +11,7 @@
 
 mod active;
 mod audit;
+pub mod download;
 pub mod paging;
 
 use axum::http::Method;

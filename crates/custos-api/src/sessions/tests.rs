@@ -10,6 +10,7 @@ use custos_sessions::{Endpoint, LiveSessions, SessionRecord, SessionStore, Verdi
 use custos_store::{KEY_LEN, Sealer, Store};
 use serde_json::{Value, json};
 
+use super::download::{audit_trail, audit_trail_key};
 use super::route;
 use crate::request::{ApiRequest, Caller};
 use crate::state::{Api, ApiOptions, ServerIdentity};
@@ -181,9 +182,9 @@ async fn saved_records_are_listed_newest_first_and_shown() {
         Err("NotFound".into())
     );
     assert_eq!(
-        get(&f.api, &admin, "/api/audit/sessions/mid/audit_trail").await,
+        get(&f.api, &admin, "/api/audit/sessions/mid/events").await,
         Err("NotFound".into()),
-        "trails are not served yet"
+        "other sub-resources are not served yet"
     );
 }
 
@@ -372,4 +373,221 @@ async fn other_paths_are_left_to_the_router() {
         };
         assert!(route(&f.api, &req, &admin).await.is_none(), "{path}");
     }
+}
+
+/// `GET <key>/audit_trail`: the response's headers and body, or the error envelope.
+async fn download(
+    f: &Fixture,
+    caller: &Caller,
+    method: Method,
+    key: &str,
+) -> Result<(HeaderMap, Vec<u8>), Value> {
+    let path = format!("/api/audit/sessions/{key}/audit_trail");
+    assert_eq!(audit_trail_key(&path), Some(key));
+    let req = ApiRequest {
+        method,
+        version: Version::HTTP_11,
+        path: path.clone(),
+        query: HashMap::new(),
+        headers: HeaderMap::new(),
+        body: Default::default(),
+        peer: "127.0.0.1".parse().unwrap(),
+        now: Instant::now(),
+    };
+    let response = match audit_trail(&f.api, &req, caller, key).await {
+        Ok(response) => response,
+        Err(e) => {
+            let response = e.into_response_for(&path);
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            return Err(serde_json::from_slice(&bytes).unwrap());
+        }
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Ok((headers, body.to_vec()))
+}
+
+/// A record of `key` whose trail is `trails/<key>.trail` holding `bytes` in the data directory.
+async fn with_trail(f: &Fixture, key: &str, bytes: &[u8], active: bool) -> SessionRecord {
+    let trails = f._dir.path().join("trails");
+    std::fs::create_dir_all(&trails).unwrap();
+    std::fs::write(trails.join(format!("{key}.trail")), bytes).unwrap();
+    let mut r = record(key, 1_000_000, active);
+    r.trail = Some(format!("trails/{key}.trail"));
+    f.store.save_session(&r).await.unwrap();
+    r
+}
+
+/// Bytes that are not text, in a file larger than one chunk of the stream.
+fn binary(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 256) as u8).collect()
+}
+
+#[test]
+fn only_the_audit_trail_of_one_session_is_a_download() {
+    assert_eq!(
+        audit_trail_key("/api/audit/sessions/k1/audit_trail"),
+        Some("k1")
+    );
+    for path in [
+        "/api/audit/sessions/audit_trail",
+        "/api/audit/sessions//audit_trail",
+        "/api/audit/sessions/a/b/audit_trail",
+        "/api/audit/sessions/k1/audit_trailx",
+        "/api/audit/sessions/k1/xaudit_trail",
+        "/api/audit/sessions/k1",
+        "/api/audit/sessionsk1/audit_trail",
+    ] {
+        assert_eq!(audit_trail_key(path), None, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_finished_trail_is_sent_as_stored_with_its_length() {
+    let f = fixture().await;
+    let bytes = binary(600 * 1024 + 13);
+    with_trail(&f, "done", &bytes, false).await;
+    let (headers, body) = download(&f, &admin(&f.api), Method::GET, "done")
+        .await
+        .unwrap();
+    assert_eq!(body, bytes);
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"done.trail\""
+    );
+    assert_eq!(headers["content-length"], bytes.len().to_string().as_str());
+    assert_eq!(headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn a_session_in_progress_sends_what_is_written_so_far() {
+    let f = fixture().await;
+    let started = with_trail(&f, "live", b"first part", true).await;
+    let (_handle, _signal) = f.live.register(started);
+    let admin = admin(&f.api);
+    let (headers, body) = download(&f, &admin, Method::GET, "live").await.unwrap();
+    assert_eq!(body, b"first part");
+    assert!(
+        headers.get("content-length").is_none(),
+        "the file may still grow"
+    );
+    let path = f._dir.path().join("trails/live.trail");
+    std::fs::write(&path, b"first part, second part").unwrap();
+    let (_, body) = download(&f, &admin, Method::GET, "live").await.unwrap();
+    assert_eq!(body, b"first part, second part");
+}
+
+#[tokio::test]
+async fn unknown_and_invisible_sessions_are_not_found_like_their_records() {
+    let f = fixture().await;
+    with_trail(&f, "k5", b"trail", false).await;
+    let admin = admin(&f.api);
+    let unknown = download(&f, &admin, Method::GET, "nope").await.unwrap_err();
+    assert_eq!(unknown["error"]["type"], "NotFound");
+    assert_eq!(
+        unknown["error"]["message"],
+        "The requested object does not exist."
+    );
+    assert_eq!(
+        unknown["meta"]["href"],
+        "/api/audit/sessions/nope/audit_trail"
+    );
+    // Searchers who may not see every session see neither the record nor its trail.
+    let search = in_groups(&f.api, &["search"]);
+    let hidden = download(&f, &search, Method::GET, "k5").await.unwrap_err();
+    assert_eq!(
+        (&hidden["error"]["type"], &hidden["error"]["message"]),
+        (&unknown["error"]["type"], &unknown["error"]["message"]),
+        "indistinguishable from a missing session"
+    );
+    assert_eq!(
+        get(&f.api, &search, "/api/audit/sessions/k5").await,
+        Err("NotFound".into())
+    );
+    // Without the search privilege: 403, as for the record.
+    let nobody = in_groups(&f.api, &["sessions-view"]);
+    let denied = download(&f, &nobody, Method::GET, "k5").await.unwrap_err();
+    assert_eq!(denied["error"]["type"], "Unauthorized");
+    let all = in_groups(&f.api, &["search", "search-all"]);
+    assert!(download(&f, &all, Method::GET, "k5").await.is_ok());
+    let post = download(&f, &admin, Method::POST, "k5").await.unwrap_err();
+    assert_eq!(post["error"]["type"], "MethodNotAllowed");
+}
+
+#[tokio::test]
+async fn a_trail_that_is_not_there_is_not_available() {
+    let f = fixture().await;
+    let admin = admin(&f.api);
+    let not_available = |e: Value| {
+        assert_eq!(e["error"]["type"], "NotFound", "{e}");
+        let message = e["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with("The audit trail is not available"),
+            "{message}"
+        );
+        message
+    };
+    // No trail recorded (e.g. a refused connection).
+    f.store
+        .save_session(&record("none", 1, false))
+        .await
+        .unwrap();
+    let e = download(&f, &admin, Method::GET, "none").await.unwrap_err();
+    assert!(not_available(e).contains("no audit trail"));
+    // The file is gone.
+    with_trail(&f, "gone", b"x", false).await;
+    std::fs::remove_file(f._dir.path().join("trails/gone.trail")).unwrap();
+    let e = download(&f, &admin, Method::GET, "gone").await.unwrap_err();
+    assert!(not_available(e).contains("not available on this node"));
+    // Archived: served from the archive once issue 7 lands.
+    let mut archived = with_trail(&f, "arch", b"x", false).await;
+    archived.archived = true;
+    f.store.save_session(&archived).await.unwrap();
+    let e = download(&f, &admin, Method::GET, "arch").await.unwrap_err();
+    assert!(not_available(e).contains("archived"));
+    // A record naming a file outside the data directory is never followed.
+    let mut escaping = record("esc", 1, false);
+    escaping.trail = Some("../c.db".into());
+    f.store.save_session(&escaping).await.unwrap();
+    let e = download(&f, &admin, Method::GET, "esc").await.unwrap_err();
+    not_available(e);
+}
+
+#[tokio::test]
+async fn downloads_are_logged_unless_the_connection_policy_says_not_to() {
+    use custos_config::edit;
+    use custos_config::objects::ssh::SSH_CONNECTIONS;
+    use custos_config::tree::tree;
+
+    let f = fixture().await;
+    let mut doc = f.api.committed().doc.clone();
+    let mut connection = |name: &str, log: bool| {
+        let body = json!({
+            "name": name,
+            "network": {"clients": ["0.0.0.0/0"], "targets": ["127.0.0.1"], "ports": [2222]},
+            "server_address": {"selection": "fix", "address": "127.0.0.1", "port": 22},
+            "policies": {"channel_policy": "-1", "audit_policy": "-1"},
+            "log_audit_trail_downloads": log,
+        });
+        edit::create(&mut doc, tree().node(SSH_CONNECTIONS).unwrap(), body, 1).unwrap()
+    };
+    let (logged, quiet) = (connection("logged", true), connection("quiet", false));
+    f.api.publish(crate::state::Snapshot { revision: 2, doc });
+
+    let mut r = record("k6", 1, false);
+    r.connection_policy_id = logged;
+    assert!(super::download::should_log(&f.api, &r));
+    r.connection_policy_id = quiet;
+    assert!(!super::download::should_log(&f.api, &r));
+    r.connection_policy_id = "deleted-since".into();
+    assert!(
+        super::download::should_log(&f.api, &r),
+        "a policy that is gone cannot say no"
+    );
 }

@@ -5,6 +5,7 @@ pub mod audit_data;
 pub mod audit_policy;
 pub mod key_material;
 pub mod local_database;
+pub mod management_certificates;
 pub mod passwords;
 pub mod retention;
 mod rules;

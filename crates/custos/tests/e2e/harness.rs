@@ -223,6 +223,18 @@ impl Client {
         }
     }
 
+    /// `GET` of a binary resource (e.g. an audit trail): status, headers and the raw bytes.
+    pub async fn get_bytes(&self, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut rb = self.http.get(format!("{}{}", self.base, path));
+        if let Some((u, p)) = &self.basic {
+            rb = rb.basic_auth(u, Some(p));
+        }
+        let r = rb.send().await.expect("request");
+        let (status, headers) = (r.status(), r.headers().clone());
+        let bytes = r.bytes().await.expect("body").to_vec();
+        (status, headers, bytes)
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path, None, &[]).await
     }

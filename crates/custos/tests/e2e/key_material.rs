@@ -962,9 +962,18 @@ async fn x509_put_is_405_listing_works_and_unreferenced_delete_succeeds() {
     admin.commit_ok().await;
     let list = admin.get(X509).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.json);
+    // After the built-in time-stamping authority's identity, made at setup.
+    let tsa = admin
+        .get("/api/configuration/management/certificates")
+        .await
+        .json["body"]["tsa"]["key"]
+        .clone();
     assert_eq!(
         list.json["items"],
-        json!([{"key": id, "meta": {"href": format!("{X509}/{id}")}}])
+        json!([
+            {"key": tsa, "meta": {"href": format!("{X509}/{}", tsa.as_str().unwrap_or(""))}},
+            {"key": id, "meta": {"href": format!("{X509}/{id}")}},
+        ])
     );
 
     admin.open_transaction().await;

@@ -1,0 +1,177 @@
+//! `GET /api/audit/sessions/<key>/audit_trail`: the session's trail file, as stored (API notes
+//! §8.3, §13 item 20: exactly 200 with `application/octet-stream`).
+//!
+//! The file is streamed from disk in chunks, so a multi-gigabyte trail costs no more memory than
+//! a small one. A session in progress gets what its recorder has written so far. Archived trails
+//! (issue 7) are not served yet: they answer 404 like a missing file.
+
+use std::path::{Component, Path};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use custos_config::tree::AUDIT_SESSIONS;
+use custos_sessions::SessionRecord;
+use tokio::io::AsyncReadExt as _;
+use tokio_util::io::ReaderStream;
+
+use super::{internal, need, only, sees_all_sessions};
+use crate::error::ApiError;
+use crate::request::{ApiRequest, Caller};
+use crate::state::Api;
+
+/// The last segment of a download path.
+const AUDIT_TRAIL: &str = "audit_trail";
+/// Bytes read from the file per chunk sent: large enough that a fast client is not held back
+/// by per-chunk costs, small enough that slow clients do not pin much memory.
+const CHUNK: usize = 256 * 1024;
+
+/// The session key if `path` is `/api/audit/sessions/<key>/audit_trail`.
+pub fn audit_trail_key(path: &str) -> Option<&str> {
+    let key = path
+        .strip_prefix(AUDIT_SESSIONS)?
+        .strip_prefix('/')?
+        .strip_suffix(AUDIT_TRAIL)?
+        .strip_suffix('/')?;
+    (!key.is_empty() && !key.contains('/')).then_some(key)
+}
+
+/// Serves the trail of session `key`. The guard, the visibility rule and the 404 for unknown
+/// sessions are those of `GET /api/audit/sessions/<key>`, so the download reveals nothing the
+/// record does not.
+pub async fn audit_trail(
+    api: &Api,
+    req: &ApiRequest,
+    caller: &Caller,
+    key: &str,
+) -> Result<Response, ApiError> {
+    caller.require(AUDIT_SESSIONS, need(req))?;
+    only(req, &["GET"])?;
+    if !sees_all_sessions(caller) {
+        return Err(ApiError::NotFound);
+    }
+    let record = match api.live.list().into_iter().find(|r| r.key == key) {
+        Some(record) => record,
+        None => api
+            .store
+            .session(key)
+            .await
+            .map_err(internal)?
+            .ok_or(ApiError::NotFound)?,
+    };
+    let relative = record.trail.as_deref().ok_or(ApiError::TrailNotAvailable(
+        "this session has no audit trail (nothing was recorded)",
+    ))?;
+    if record.archived {
+        return Err(ApiError::TrailNotAvailable(
+            "the audit trail has been archived; downloading archived trails is not supported yet",
+        ));
+    }
+    let missing = || {
+        ApiError::TrailNotAvailable(
+            "the audit trail file is not available on this node (it may have been archived or removed)",
+        )
+    };
+    // Records are written by the gateway, not by clients; still, a path that could leave the
+    // data directory is never opened.
+    if !Path::new(relative)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        tracing::warn!(session = %record.session_id, trail = %relative, "a session record names a trail outside the data directory");
+        return Err(missing());
+    }
+    let path = api.store.directory().join(relative);
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => {
+            return Err(ApiError::Internal(format!(
+                "cannot open {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot read {}: {e}", path.display())))?
+        .len();
+    if should_log(api, &record) {
+        tracing::info!(
+            target: "custos::audit",
+            user = %caller.login.user,
+            session = %record.session_id,
+            key = %record.key,
+            trail = %relative,
+            bytes = size,
+            address = %req.peer,
+            "audit trail downloaded"
+        );
+    }
+
+    let name = file_name(relative, key);
+    let mut response = if record.active {
+        // Still being written: send whatever the file holds until its end when read, with no
+        // promised length (the recorder may append, or rewrite its partial last block).
+        Response::new(Body::from_stream(ReaderStream::with_capacity(file, CHUNK)))
+    } else {
+        // A finished trail no longer changes: announce its length and send exactly that.
+        let mut response = Response::new(Body::from_stream(ReaderStream::with_capacity(
+            file.take(size),
+            CHUNK,
+        )));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        response
+    };
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    // Recorded sessions are sensitive: no shared or browser cache may keep a copy.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Whether the session's connection policy asks for downloads to be logged. A policy that no
+/// longer exists (deleted, or renamed away after the session) cannot say no, so the download
+/// is logged: an audit line too many is harmless, a missing one is not.
+pub(super) fn should_log(api: &Api, record: &SessionRecord) -> bool {
+    let node = format!(
+        "/api/configuration/{}/connections",
+        record.protocol.to_ascii_lowercase()
+    );
+    let snapshot = api.committed();
+    snapshot
+        .doc
+        .object(&node, Some(&record.connection_policy_id))
+        .and_then(|policy| policy.body.get("log_audit_trail_downloads"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
+}
+
+/// The name offered to the client: the stored file's own name, reduced to characters that
+/// need no quoting in a header (trail names are `<key>.trail`, so this normally changes
+/// nothing).
+fn file_name(relative: &str, key: &str) -> String {
+    let name = Path::new(relative)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(key);
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

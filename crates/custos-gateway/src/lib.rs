@@ -5,6 +5,7 @@
 //! **Invariant:** the gateway knows the configuration only through committed revisions
 //! ([`Gateway::apply`]); a session keeps the policy snapshot it started with.
 
+mod evidence;
 mod hostkeys;
 mod policy;
 mod recorder;

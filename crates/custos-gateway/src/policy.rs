@@ -12,6 +12,8 @@ use custos_config::objects::ssh::{
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::evidence::{self, EvidencePolicy};
+
 /// One active connection policy with what it refers to, frozen at a revision: sessions keep
 /// the snapshot they started with, so a commit never changes a running session's rules.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub struct ConnectionRuntime {
     pub channel_rules: Vec<ChannelRule>,
     /// Local user name → names of the local groups it belongs to (for channel rules by group).
     pub user_groups: Vec<(String, Vec<String>)>,
+    /// The audit policy: how this policy's trails are encrypted, signed and time-stamped.
+    pub evidence: Arc<EvidencePolicy>,
 }
 
 /// Whether `ip` is inside `IP` or `IP/prefix`.
@@ -80,6 +84,7 @@ pub fn load(doc: &Document) -> Vec<Arc<ConnectionRuntime>> {
         return Vec::new();
     };
     let groups = user_groups(doc);
+    let tsa = evidence::local_tsa(doc);
     connections
         .iter()
         .filter_map(|(key, stored)| {
@@ -99,8 +104,13 @@ pub fn load(doc: &Document) -> Vec<Arc<ConnectionRuntime>> {
             let (channel_policy_name, channel_rules) = channel
                 .map(|c| (c.name, c.rules))
                 .unwrap_or_else(|| ("(missing)".into(), Vec::new()));
+            let evidence = EvidencePolicy::load(doc, policy.policies.audit_policy.key(), tsa.as_ref());
+            if let Some(why) = &evidence.unusable {
+                tracing::error!(policy = %key, reason = %why, "the audit policy cannot be applied; sessions under this connection policy will be refused");
+            }
             Some(Arc::new(ConnectionRuntime {
                 key: key.to_string(),
+                evidence: Arc::new(evidence),
                 policy,
                 channel_policy_name,
                 channel_rules,

@@ -1,12 +1,21 @@
 //! Writes a session's trail on a thread of its own, fed through a bounded queue: a slow disk
 //! holds the relay back only through that queue (back-pressure), never by unbounded buffering.
 //! A write failure (e.g. disk full) is reported through `failed` so the session fails closed.
+//!
+//! The same thread applies the audit policy: the trail's data keys are made and wrapped when
+//! it is created; every signing interval, and at the end, it seals the chain head (signature,
+//! built-in time-stamp). A remote TSA is asked on the runtime instead, and its seal comes back
+//! through the queue when it answers, so that a slow TSA never stalls the recording.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use custos_trail::{Record, TrailWriter, WriterOptions};
+use custos_trail::{ChainHead, Record, SealPayload, TrailWriter, WriterOptions};
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::evidence::{EvidencePolicy, REMOTE_TSA_TIMEOUT};
 
 /// Records in flight between the relay and the writer thread. This bounds what can have been
 /// relayed but not yet written when the disk fails (SSH packets are at most 32 KiB: ~1 MiB).
@@ -14,6 +23,8 @@ const QUEUE: usize = 32;
 
 enum Command {
     Record(u64, Record),
+    /// A seal whose remote time-stamp arrived (or failed: then without one).
+    Seal(SealPayload, Option<String>),
     Finish(u64, oneshot::Sender<Result<(), String>>),
 }
 
@@ -24,28 +35,170 @@ pub struct Recorder {
     failed: watch::Receiver<Option<String>>,
 }
 
+/// The writer thread's state.
+struct Writing {
+    writer: Option<TrailWriter>,
+    failure: Option<String>,
+    failed_tx: watch::Sender<Option<String>>,
+    evidence: Arc<EvidencePolicy>,
+    next_seal: Option<Instant>,
+    /// For remote time-stamps: a handle that does not keep the queue open.
+    seals_back: mpsc::WeakSender<Command>,
+    runtime: tokio::runtime::Handle,
+    start: Instant,
+    name: String,
+}
+
+impl Writing {
+    fn fail(&mut self, error: String) {
+        if self.failure.is_none() {
+            tracing::error!(trail = %self.name, error = %error, "cannot write the audit trail");
+            self.failure = Some(error);
+            let _ = self.failed_tx.send(self.failure.clone());
+        }
+    }
+
+    fn micros(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The next moment the thread has time-based work: flushing, syncing or sealing.
+    fn deadline(&self) -> Option<Instant> {
+        let writer = self.writer.as_ref().filter(|_| self.failure.is_none())?;
+        match (writer.next_deadline(), self.next_seal) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn tick(&mut self) {
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = w.tick()
+        {
+            self.fail(e.to_string());
+        }
+        if self.next_seal.is_some_and(|at| at <= Instant::now()) {
+            self.next_seal = Some(Instant::now() + self.evidence.interval);
+            self.seal_head();
+        }
+    }
+
+    /// Seals the current head: signed and locally stamped now, or remotely stamped later.
+    fn seal_head(&mut self) {
+        let head = match self.writer.as_mut().map(TrailWriter::head) {
+            Some(Ok(head)) => head,
+            Some(Err(e)) => return self.fail(e.to_string()),
+            None => return,
+        };
+        let seal = self.evidence.seal_now(head);
+        if self.evidence.remote_tsa().is_some() {
+            let evidence = self.evidence.clone();
+            let back = self.seals_back.clone();
+            self.runtime.spawn(async move {
+                let (seal, error) = stamped_remotely(&evidence, seal).await;
+                if let Some(queue) = back.upgrade() {
+                    let _ = queue.send(Command::Seal(seal, error)).await;
+                }
+            });
+        } else {
+            self.append_seal(seal, None);
+        }
+    }
+
+    fn append_seal(&mut self, seal: SealPayload, error: Option<String>) {
+        if let Some(error) = error {
+            tracing::error!(trail = %self.name, error = %error, "the time-stamping authority failed");
+            let at = self.micros();
+            let event = Record::Event(json!({"type": "timestamp-failed", "reason": error}));
+            if let Some(Err(e)) = self.writer.as_mut().map(|w| w.append(at, &event)) {
+                return self.fail(e.to_string());
+            }
+        }
+        if seal.signature.is_empty() && seal.timestamp.is_empty() {
+            return;
+        }
+        if let Some(Err(e)) = self.writer.as_mut().map(|w| w.append_seal(&seal)) {
+            self.fail(e.to_string());
+        }
+    }
+
+    /// Writes the index and trailer, sealing the complete trail first if the policy says so.
+    fn finish(&mut self, at: u64) -> Result<(), String> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        let evidence = self.evidence.clone();
+        let runtime = self.runtime.clone();
+        let result = writer
+            .finish_sealed(at, |head| {
+                let seal = evidence.seal_now(head);
+                if evidence.remote_tsa().is_none() {
+                    return Some(seal);
+                }
+                // The final seal waits for the remote TSA (bounded by its timeout): it is what
+                // proves the trail complete.
+                let (seal, error) = runtime.block_on(stamped_remotely(&evidence, seal));
+                if let Some(error) = error {
+                    tracing::error!(error = %error, "the final time-stamp failed; the trail ends signed only");
+                }
+                Some(seal)
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        self.failure.clone().map_or(result, Err)
+    }
+}
+
+/// Adds a remote time-stamp to `seal`, or says why there is none.
+async fn stamped_remotely(
+    evidence: &EvidencePolicy,
+    mut seal: SealPayload,
+) -> (SealPayload, Option<String>) {
+    let head: ChainHead = seal.head;
+    match tokio::time::timeout(REMOTE_TSA_TIMEOUT, evidence.stamp_remote(head)).await {
+        Ok(Ok(token)) => {
+            seal.timestamp = token;
+            (seal, None)
+        }
+        Ok(Err(e)) => (seal, Some(e)),
+        Err(_) => (seal, Some("the remote TSA did not answer in time".into())),
+    }
+}
+
 impl Recorder {
-    /// Creates the trail file and starts its writer thread. `failed` carries the first error.
+    /// Creates the trail file (encrypted and sealed as `evidence` says) and starts its writer
+    /// thread. `failed` carries the first error.
     pub fn start(
         path: &Path,
         header: &serde_json::Value,
+        evidence: Arc<EvidencePolicy>,
     ) -> Result<(Recorder, watch::Receiver<Option<String>>), String> {
-        let writer = TrailWriter::create(path, header, WriterOptions::default())
-            .map_err(|e| e.to_string())?;
+        let protection = evidence.protection()?;
+        let writer =
+            TrailWriter::create_protected(path, header, WriterOptions::default(), protection)
+                .map_err(|e| e.to_string())?;
         let (queue, mut commands) = mpsc::channel::<Command>(QUEUE);
         let (failed_tx, failed) = watch::channel(None);
-        let runtime = tokio::runtime::Handle::current();
-        let name = path.display().to_string();
+        let start = Instant::now();
+        let mut state = Writing {
+            writer: Some(writer),
+            failure: None,
+            failed_tx,
+            next_seal: evidence.seals().then(|| start + evidence.interval),
+            evidence,
+            seals_back: queue.downgrade(),
+            runtime: tokio::runtime::Handle::current(),
+            start,
+            name: path.display().to_string(),
+        };
         std::thread::Builder::new()
             .name("trail-writer".into())
             .spawn(move || {
-                let mut writer = Some(writer);
-                let mut failure: Option<String> = None;
                 loop {
                     // After a failure nothing more is written, so there is nothing to flush on
                     // time either (retrying a full disk in a loop would only burn a core).
-                    let deadline = writer.as_ref().filter(|_| failure.is_none()).and_then(|w| w.next_deadline());
-                    let next = runtime.block_on(async {
+                    let deadline = state.deadline();
+                    let next = state.runtime.block_on(async {
                         match deadline {
                             Some(at) => {
                                 let at = tokio::time::Instant::from_std(at);
@@ -55,38 +208,29 @@ impl Recorder {
                         }
                     });
                     match next {
-                        // Timed out: flush what waited long enough.
-                        None => {
-                            if let Some(w) = writer.as_mut()
-                                && let Err(e) = w.tick()
+                        // Timed out: flush, sync or seal what is due.
+                        None => state.tick(),
+                        Some(Some(Command::Record(at, record))) => {
+                            if state.failure.is_none()
+                                && let Some(Err(e)) =
+                                    state.writer.as_mut().map(|w| w.append(at, &record))
                             {
-                                failure.get_or_insert(e.to_string());
-                                let _ = failed_tx.send(failure.clone());
+                                state.fail(e.to_string());
                             }
                         }
-                        Some(Some(Command::Record(at, record))) => {
-                            if let Some(w) = writer.as_mut()
-                                && failure.is_none()
-                                && let Err(e) = w.append(at, &record)
-                            {
-                                tracing::error!(trail = %name, error = %e, "cannot write the audit trail");
-                                failure = Some(e.to_string());
-                                let _ = failed_tx.send(failure.clone());
+                        Some(Some(Command::Seal(seal, error))) => {
+                            if state.failure.is_none() {
+                                state.append_seal(seal, error);
                             }
                         }
                         Some(Some(Command::Finish(at, done))) => {
-                            let result = match writer.take() {
-                                Some(w) => w.finish(at).map(|_| ()).map_err(|e| e.to_string()),
-                                None => Ok(()),
-                            };
-                            let _ = done.send(failure.clone().map_or(result, Err));
+                            let _ = done.send(state.finish(at));
                             return;
                         }
                         // Every sender is gone without finishing: finish what there is.
                         Some(None) => {
-                            if let Some(w) = writer.take() {
-                                let _ = w.finish(0);
-                            }
+                            let at = state.micros();
+                            let _ = state.finish(at);
                             return;
                         }
                     }
@@ -96,7 +240,7 @@ impl Recorder {
         Ok((
             Recorder {
                 queue,
-                start: Instant::now(),
+                start,
                 failed: failed.clone(),
             },
             failed,

@@ -4,6 +4,8 @@
 //! Needs root (to run sshd and create the account) and openssh-server/-client; `./test.sh`
 //! installs them. Nothing here is a mock: these are the programs administrators use.
 
+pub mod pki;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

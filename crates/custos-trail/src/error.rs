@@ -13,8 +13,13 @@ pub enum TrailError {
     #[error("corrupt trail at offset {offset}: {reason}")]
     Corrupt { offset: u64, reason: String },
     /// The file is a trail of a format version this crate cannot read.
-    #[error("unsupported trail format version {0} (this reader knows version 1)")]
+    #[error("unsupported trail format version {0} (this reader knows versions 1 and 2)")]
     UnsupportedVersion(u16),
+    /// A record stream is encrypted and no data key was supplied for it.
+    #[error(
+        "record stream {0} is encrypted: give the private key of a certificate it was encrypted to"
+    )]
+    Encrypted(u8),
     /// A single non-data record (its JSON, mostly) is larger than the writer accepts. Data
     /// records are never too large: they are split.
     #[error("record of {len} bytes is larger than the limit of {max} bytes")]

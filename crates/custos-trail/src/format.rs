@@ -8,8 +8,12 @@
 
 /// First 8 bytes of every trail file.
 pub const FILE_MAGIC: [u8; 8] = *b"CSTRAIL1";
-/// The format version this crate writes and the only one it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 1: chained, unencrypted, unsigned. Written when a trail needs nothing of version 2.
+pub const FORMAT_VERSION_1: u16 = 1;
+/// Version 2 adds key segments, encrypted record segments and seal segments (signed and
+/// time-stamped chain heads). A version-1 file is also a valid version-2 file in every other
+/// respect, so one reader reads both.
+pub const FORMAT_VERSION_2: u16 = 2;
 /// Bytes of the file header before the JSON document.
 pub const FILE_HEADER_FIXED_LEN: usize = 16;
 /// Largest JSON header a reader accepts (bounds memory on hostile input).
@@ -36,8 +40,21 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"CSTREND1";
 /// Bytes of the trailer, always the last bytes of a complete file.
 pub const TRAILER_LEN: usize = 72;
 
-/// Segment flag reserved for per-segment encryption (format version 2; must be 0 in version 1).
+/// Segment flag: the payload is AES-256-GCM ciphertext followed by its tag (version 2, record
+/// segments only).
 pub const FLAG_ENCRYPTED: u8 = 0x01;
+/// Bytes of the AES-256-GCM tag after an encrypted payload.
+pub const TAG_LEN: usize = 16;
+/// Largest payload of a key or seal segment (bounds reader memory).
+pub const MAX_EVIDENCE_PAYLOAD: usize = 1 << 20;
+/// Bytes of a seal payload before the signature: covered segment count and chain value.
+pub const SEAL_FIXED_LEN: usize = 8 + CHAIN_LEN;
+/// First 8 bytes of the statement a seal signs and time-stamps.
+pub const STATEMENT_MAGIC: [u8; 8] = *b"CSTRHEAD";
+/// Bytes of that statement: magic, covered segment count, chain value.
+pub const STATEMENT_LEN: usize = 8 + 8 + CHAIN_LEN;
+/// Key segment algorithm byte for AES-256-GCM (the only one defined).
+pub const KEY_ALGORITHM_AES256GCM: u8 = 1;
 
 /// What a segment carries. The numeric values are the on-disk `kind` byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +68,12 @@ pub enum SegmentKind {
     Index = 2,
     /// The end-of-trail marker (written once, right after the index).
     End = 3,
+    /// A record stream's data key, wrapped to certificates (version 2; before any segment of
+    /// its stream).
+    Key = 4,
+    /// A seal: a signature and/or RFC 3161 time-stamp token over an earlier chain head
+    /// (version 2).
+    Seal = 5,
 }
 
 impl SegmentKind {
@@ -61,6 +84,8 @@ impl SegmentKind {
             1 => Some(SegmentKind::Stream1),
             2 => Some(SegmentKind::Index),
             3 => Some(SegmentKind::End),
+            4 => Some(SegmentKind::Key),
+            5 => Some(SegmentKind::Seal),
             _ => None,
         }
     }
@@ -113,14 +138,14 @@ fn bytes32_at(b: &[u8], at: usize) -> [u8; 32] {
 }
 
 /// Encodes the file header: magic, version, flags (0), JSON length, JSON.
-pub fn encode_file_header(json: &[u8]) -> Option<Vec<u8>> {
+pub fn encode_file_header(json: &[u8], version: u16) -> Option<Vec<u8>> {
     let len = u32::try_from(json.len()).ok()?;
     if json.len() > MAX_HEADER_JSON {
         return None;
     }
     let mut out = Vec::with_capacity(FILE_HEADER_FIXED_LEN + json.len());
     out.extend_from_slice(&FILE_MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(json);
@@ -184,21 +209,32 @@ impl SegmentHeader {
         b
     }
 
-    /// Parses and checks the 40 on-disk bytes. The error is a reason for [`TrailError::Corrupt`].
+    /// Parses and checks the 40 on-disk bytes of a file of format `version`. The error is a
+    /// reason for [`TrailError::Corrupt`].
     ///
     /// [`TrailError::Corrupt`]: crate::TrailError::Corrupt
-    pub fn decode(b: &[u8; SEGMENT_HEADER_LEN]) -> Result<SegmentHeader, String> {
+    pub fn decode(b: &[u8; SEGMENT_HEADER_LEN], version: u16) -> Result<SegmentHeader, String> {
         if b.get(..4) != Some(&SEGMENT_MAGIC[..]) {
             return Err("bad segment magic".into());
         }
         let kind_byte = b.get(4).copied().unwrap_or(0xff);
         let kind = SegmentKind::from_byte(kind_byte)
             .ok_or_else(|| format!("unknown segment kind {kind_byte}"))?;
-        let flags = b.get(5).copied().unwrap_or(0xff);
-        if flags != 0 {
+        if version < FORMAT_VERSION_2 && matches!(kind, SegmentKind::Key | SegmentKind::Seal) {
             return Err(format!(
-                "segment flags {flags:#04x} are not supported by format version 1 \
-                 (encryption and other flags are future work)"
+                "segment kind {kind_byte} does not exist in format version {version}"
+            ));
+        }
+        let flags = b.get(5).copied().unwrap_or(0xff);
+        let allowed = if version >= FORMAT_VERSION_2 && kind.is_records() {
+            FLAG_ENCRYPTED
+        } else {
+            0
+        };
+        if flags & !allowed != 0 {
+            return Err(format!(
+                "segment flags {flags:#04x} are not allowed on a {kind:?} segment \
+                 in format version {version}"
             ));
         }
         if u16_at(b, 6) != 0 {
@@ -220,6 +256,7 @@ impl SegmentHeader {
             SegmentKind::Stream0 | SegmentKind::Stream1 => MAX_RECORD_PAYLOAD as u64,
             SegmentKind::Index => u64::from(u32::MAX),
             SegmentKind::End => END_PAYLOAD_LEN as u64,
+            SegmentKind::Key | SegmentKind::Seal => MAX_EVIDENCE_PAYLOAD as u64,
         };
         if u64::from(h.payload_len) > max {
             return Err(format!(
@@ -234,8 +271,21 @@ impl SegmentHeader {
             SegmentKind::End if h.payload_len as usize != END_PAYLOAD_LEN => {
                 return Err("end-of-trail payload has the wrong length".into());
             }
-            SegmentKind::Index | SegmentKind::End if h.records != 0 => {
-                return Err("index or end segment claims to hold records".into());
+            SegmentKind::Index | SegmentKind::End | SegmentKind::Key | SegmentKind::Seal
+                if h.records != 0 =>
+            {
+                return Err(format!("{kind:?} segment claims to hold records"));
+            }
+            SegmentKind::Stream0 | SegmentKind::Stream1
+                if flags & FLAG_ENCRYPTED != 0 && (h.payload_len as usize) < TAG_LEN =>
+            {
+                return Err("encrypted payload is shorter than its tag".into());
+            }
+            SegmentKind::Key if h.payload_len < 2 => {
+                return Err("key segment payload is too short".into());
+            }
+            SegmentKind::Seal if (h.payload_len as usize) < SEAL_FIXED_LEN + 8 => {
+                return Err("seal segment payload is too short".into());
             }
             _ => {}
         }
@@ -422,6 +472,127 @@ impl Trailer {
     }
 }
 
+/// A chain head: the first `covered` segments of a trail and the chain value of the last of
+/// them (`chain_-1`, the file header's hash, when `covered` is 0). It stands for the whole
+/// trail up to there, so signing it signs that prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    pub covered: u64,
+    pub chain: [u8; 32],
+}
+
+impl ChainHead {
+    /// What a seal signs and time-stamps: `CSTRHEAD ‖ covered (u64) ‖ chain value`. Why a
+    /// statement rather than the bare chain value: the magic keeps a signature over a trail head
+    /// from being valid as a signature over anything else the same key signs, and the count
+    /// tells a verifier which prefix it covers without trusting the seal segment's position.
+    pub fn statement(&self) -> [u8; STATEMENT_LEN] {
+        let mut b = [0u8; STATEMENT_LEN];
+        if let Some(dst) = b.get_mut(..8) {
+            dst.copy_from_slice(&STATEMENT_MAGIC);
+        }
+        if let Some(dst) = b.get_mut(8..16) {
+            dst.copy_from_slice(&self.covered.to_le_bytes());
+        }
+        if let Some(dst) = b.get_mut(16..) {
+            dst.copy_from_slice(&self.chain);
+        }
+        b
+    }
+}
+
+/// A seal segment's payload: the chain head it covers, a CMS `SignedData` over the head's
+/// statement (empty if the audit policy does not sign) and an RFC 3161 `TimeStampToken` over
+/// SHA-256 of the statement (empty if it does not time-stamp, or the TSA failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealPayload {
+    pub head: ChainHead,
+    pub signature: Vec<u8>,
+    pub timestamp: Vec<u8>,
+}
+
+impl SealPayload {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(SEAL_FIXED_LEN + 8 + self.signature.len() + self.timestamp.len());
+        out.extend_from_slice(&self.head.covered.to_le_bytes());
+        out.extend_from_slice(&self.head.chain);
+        for part in [&self.signature, &self.timestamp] {
+            out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// Parses a seal payload; the lengths must add up exactly.
+    pub fn decode(b: &[u8]) -> Result<SealPayload, String> {
+        let head = ChainHead {
+            covered: u64_at(b, 0),
+            chain: bytes32_at(b, 8),
+        };
+        let mut at = SEAL_FIXED_LEN;
+        let mut parts = [Vec::new(), Vec::new()];
+        for part in &mut parts {
+            let len = u32_at(b, at) as usize;
+            let start = at + 4;
+            let bytes = b
+                .get(start..start.saturating_add(len))
+                .filter(|_| b.len() >= start)
+                .ok_or("seal payload lengths run past its end")?;
+            *part = bytes.to_vec();
+            at = start + len;
+        }
+        if at != b.len() {
+            return Err("seal payload has bytes after its time-stamp token".into());
+        }
+        let [signature, timestamp] = parts;
+        Ok(SealPayload {
+            head,
+            signature,
+            timestamp,
+        })
+    }
+}
+
+/// A key segment's payload: the record stream it applies to, the cipher, and the data key
+/// wrapped to certificates (the envelope; its format is the evidence layer's, see the spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPayload {
+    pub stream: u8,
+    pub envelope: Vec<u8>,
+}
+
+impl KeyPayload {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + self.envelope.len());
+        out.push(self.stream);
+        out.push(KEY_ALGORITHM_AES256GCM);
+        out.extend_from_slice(&self.envelope);
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<KeyPayload, String> {
+        match b {
+            [stream @ (0 | 1), KEY_ALGORITHM_AES256GCM, envelope @ ..] => Ok(KeyPayload {
+                stream: *stream,
+                envelope: envelope.to_vec(),
+            }),
+            [0 | 1, algorithm, ..] => Err(format!("unknown key algorithm {algorithm}")),
+            _ => Err("key segment names no record stream (0 or 1)".into()),
+        }
+    }
+}
+
+/// The AES-256-GCM nonce of an encrypted segment: its seq, little-endian, then 4 zero bytes.
+/// Unique because every trail has fresh data keys and no two segments share a seq.
+pub fn segment_nonce(seq: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    if let Some(dst) = n.get_mut(..8) {
+        dst.copy_from_slice(&seq.to_le_bytes());
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,10 +610,35 @@ mod tests {
         };
         let b = h.encode();
         assert_eq!(&b[..4], b"CSEG");
-        assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        assert_eq!(SegmentHeader::decode(&b, FORMAT_VERSION_1), Ok(h));
         let mut flagged = b;
         flagged[5] = FLAG_ENCRYPTED;
-        assert!(SegmentHeader::decode(&flagged).is_err());
+        assert!(SegmentHeader::decode(&flagged, FORMAT_VERSION_1).is_err());
+        let mut encrypted = h;
+        encrypted.flags = FLAG_ENCRYPTED;
+        assert_eq!(
+            SegmentHeader::decode(&encrypted.encode(), FORMAT_VERSION_2),
+            Ok(encrypted)
+        );
+        flagged[5] = 0x02;
+        assert!(SegmentHeader::decode(&flagged, FORMAT_VERSION_2).is_err());
+        let seal = SegmentHeader {
+            kind: SegmentKind::Seal,
+            flags: 0,
+            seq: 1,
+            first_micros: 5,
+            last_micros: 5,
+            payload_len: 100,
+            records: 0,
+        };
+        assert!(SegmentHeader::decode(&seal.encode(), FORMAT_VERSION_1).is_err());
+        assert_eq!(
+            SegmentHeader::decode(&seal.encode(), FORMAT_VERSION_2),
+            Ok(seal)
+        );
+        let mut encrypted_seal = seal;
+        encrypted_seal.flags = FLAG_ENCRYPTED;
+        assert!(SegmentHeader::decode(&encrypted_seal.encode(), FORMAT_VERSION_2).is_err());
     }
 
     #[test]
@@ -472,5 +668,28 @@ mod tests {
             final_chain: [5; 32],
         };
         assert_eq!(Trailer::decode(&t.encode()), Some(t));
+        let seal = SealPayload {
+            head: ChainHead {
+                covered: 3,
+                chain: [7; 32],
+            },
+            signature: vec![1, 2, 3],
+            timestamp: vec![],
+        };
+        assert_eq!(SealPayload::decode(&seal.encode()), Ok(seal.clone()));
+        let mut long = seal.encode();
+        long.push(0);
+        assert!(SealPayload::decode(&long).is_err());
+        let encoded = seal.encode();
+        for cut in 0..encoded.len() {
+            assert!(SealPayload::decode(&encoded[..cut]).is_err(), "cut {cut}");
+        }
+        let key = KeyPayload {
+            stream: 1,
+            envelope: b"{}".to_vec(),
+        };
+        assert_eq!(KeyPayload::decode(&key.encode()), Ok(key));
+        assert!(KeyPayload::decode(&[2, 1]).is_err());
+        assert!(KeyPayload::decode(&[0, 9]).is_err());
     }
 }

@@ -33,6 +33,7 @@
 )]
 
 mod asciicast;
+mod crypt;
 mod error;
 pub mod format;
 mod reader;
@@ -45,10 +46,11 @@ mod writer;
 
 pub use asciicast::export_asciicast;
 pub use error::TrailError;
-pub use reader::TrailReader;
+pub use format::{ChainHead, SealPayload};
+pub use reader::{KeyEnvelope, TrailReader};
 pub use record::{Direction, Record};
 pub use verify::Verification;
 pub use writer::{
-    MAX_METADATA_RECORD, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, TrailSummary, TrailWriter,
-    WriterOptions,
+    MAX_METADATA_RECORD, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, Protection, StreamKey, TrailSummary,
+    TrailWriter, WriterOptions,
 };

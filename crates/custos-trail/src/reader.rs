@@ -13,11 +13,15 @@ use std::path::Path;
 use bytes::Bytes;
 use serde_json::Value;
 
+use zeroize::Zeroizing;
+
+use crate::crypt::SegmentCipher;
 use crate::error::TrailError;
 use crate::format::{
-    CHAIN_LEN, END_PAYLOAD_LEN, FILE_HEADER_FIXED_LEN, FORMAT_VERSION, INDEX_ENTRY_LEN, IndexEntry,
-    MAX_HEADER_JSON, SEGMENT_HEADER_LEN, SEGMENT_OVERHEAD, SegmentHeader, SegmentKind, TRAILER_LEN,
-    Trailer, chain_next, parse_file_header_fixed, payload_hash,
+    CHAIN_LEN, END_PAYLOAD_LEN, FILE_HEADER_FIXED_LEN, FLAG_ENCRYPTED, FORMAT_VERSION_1,
+    FORMAT_VERSION_2, INDEX_ENTRY_LEN, IndexEntry, KeyPayload, MAX_HEADER_JSON, SEGMENT_HEADER_LEN,
+    SEGMENT_OVERHEAD, SegmentHeader, SegmentKind, TRAILER_LEN, Trailer, chain_next,
+    parse_file_header_fixed, payload_hash,
 };
 use crate::record::{self, Direction, Record};
 
@@ -155,8 +159,21 @@ struct Cursor {
     loads: u64,
 }
 
+/// A key segment found at the start of a version-2 trail: the data key of record stream
+/// `stream`, wrapped to certificates (the evidence layer unwraps it with a private key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEnvelope {
+    pub stream: u8,
+    pub envelope: Vec<u8>,
+}
+
 /// Reads a trail file. See [`TrailReader::records`] for the ordering guarantee.
 pub struct TrailReader {
+    pub(crate) version: u16,
+    keys: Vec<KeyEnvelope>,
+    /// Step over encrypted segments whose key was not supplied (instead of failing).
+    skip_unreadable: bool,
+    pub(crate) ciphers: [Option<SegmentCipher>; 2],
     src: BufReader<Box<dyn ReadSeek>>,
     /// Where `src` is positioned (`None` after an error: seek absolutely next time).
     src_pos: Option<u64>,
@@ -198,7 +215,7 @@ impl TrailReader {
         }
         src.read_exact(&mut fixed)?;
         let fh = parse_file_header_fixed(&fixed).map_err(|r| TrailError::corrupt(0, r))?;
-        if fh.version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_1..=FORMAT_VERSION_2).contains(&fh.version) {
             return Err(TrailError::UnsupportedVersion(fh.version));
         }
         if fh.flags != 0 {
@@ -219,6 +236,10 @@ impl TrailReader {
         hasher.update(&json);
         let chain = *hasher.finalize().as_bytes();
         let mut reader = TrailReader {
+            version: fh.version,
+            keys: Vec::new(),
+            skip_unreadable: false,
+            ciphers: [None, None],
             src,
             src_pos: Some(header_len),
             file_len,
@@ -229,8 +250,81 @@ impl TrailReader {
             cursor: Cursor::default(),
         };
         reader.trailer = reader.find_trailer()?;
+        reader.keys = reader.read_key_segments()?;
         reader.rewind();
         Ok(reader)
+    }
+
+    /// The file's format version (1 or 2).
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    /// The key segments at the start of the file (version 2 with encrypted streams). Their
+    /// chain values are checked here only locally; [`verify`](Self::verify) checks them fully.
+    pub fn key_envelopes(&self) -> &[KeyEnvelope] {
+        &self.keys
+    }
+
+    /// Whether record stream `stream` is encrypted (has a key segment).
+    pub fn is_encrypted(&self, stream: u8) -> bool {
+        self.keys.iter().any(|k| k.stream == stream)
+    }
+
+    /// Supplies the data key of an encrypted stream (unwrapped from its envelope), so that
+    /// [`records`](Self::records) can decrypt it. A wrong key is only noticed when a segment
+    /// fails to decrypt.
+    pub fn set_stream_key(
+        &mut self,
+        stream: u8,
+        data_key: &Zeroizing<[u8; 32]>,
+    ) -> Result<(), TrailError> {
+        let cipher = SegmentCipher::new(data_key)
+            .ok_or_else(|| TrailError::InvalidOptions("not an AES-256 key".into()))?;
+        match self.ciphers.get_mut(usize::from(stream)) {
+            Some(slot) => {
+                *slot = Some(cipher);
+                Ok(())
+            }
+            None => Err(TrailError::InvalidOptions(format!(
+                "no record stream {stream}"
+            ))),
+        }
+    }
+
+    /// From now on, [`records`](Self::records) steps over the segments of encrypted streams
+    /// whose key was not supplied, rather than failing: an auditor who may read the output
+    /// but not the keystrokes (different certificates for upstream) can still replay it.
+    pub fn skip_unreadable_streams(&mut self) {
+        self.skip_unreadable = true;
+    }
+
+    /// The key segments that directly follow the file header, each checked against its chain.
+    fn read_key_segments(&mut self) -> Result<Vec<KeyEnvelope>, TrailError> {
+        let mut keys = Vec::new();
+        if self.version < FORMAT_VERSION_2 {
+            return Ok(keys);
+        }
+        let mut pos = self.header_len;
+        let mut chain = self.header_chain;
+        while let Slot::Segment { header, raw } = self.slot_at(pos)? {
+            if header.kind != SegmentKind::Key {
+                break;
+            }
+            let payload = self.read_payload(pos, &header)?;
+            let stored = self.read_stored_chain(pos, &header)?;
+            if chain_next(&chain, &raw, &payload_hash(&payload)) != stored {
+                return Err(TrailError::corrupt(pos, "chain mismatch in a key segment"));
+            }
+            let key = KeyPayload::decode(&payload).map_err(|r| TrailError::corrupt(pos, r))?;
+            keys.push(KeyEnvelope {
+                stream: key.stream,
+                envelope: key.envelope,
+            });
+            chain = stored;
+            pos += header.total_len();
+        }
+        Ok(keys)
     }
 
     /// The JSON document the writer was given (session metadata).
@@ -312,9 +406,16 @@ impl TrailReader {
         // The layout must add up exactly, so that a crash tail that happens to contain the
         // magic is not taken for a trailer.
         let end_len = (SEGMENT_OVERHEAD + END_PAYLOAD_LEN) as u64;
+        let after_end = t.end_offset.checked_add(end_len);
+        // Version 2 may put the final seal segment between the end marker and the trailer.
+        let ends_right = if self.version >= FORMAT_VERSION_2 {
+            after_end.is_some_and(|a| a == at || a.saturating_add(SEGMENT_OVERHEAD as u64) <= at)
+        } else {
+            after_end == Some(at)
+        };
         let plausible = t.index_offset >= self.header_len
             && t.index_offset.checked_add(SEGMENT_OVERHEAD as u64) <= Some(t.end_offset)
-            && t.end_offset.checked_add(end_len) == Some(at);
+            && ends_right;
         Ok(plausible.then_some(t))
     }
 
@@ -357,7 +458,7 @@ impl TrailReader {
         }
         let mut raw = [0u8; SEGMENT_HEADER_LEN];
         self.read_at(offset, &mut raw)?;
-        let header = match SegmentHeader::decode(&raw) {
+        let header = match SegmentHeader::decode(&raw, self.version) {
             Ok(h) => h,
             Err(reason) => {
                 if raw.iter().all(|&b| b == 0) && self.tail_is_zero(offset)? {
@@ -486,6 +587,12 @@ impl TrailReader {
                     }
                     pos += header.total_len();
                 }
+                // Keys and seals hold no records; step over them.
+                Slot::Segment { header, .. }
+                    if matches!(header.kind, SegmentKind::Key | SegmentKind::Seal) =>
+                {
+                    pos += header.total_len();
+                }
                 // Index, end marker, end of file, truncation or corruption: records() will
                 // report what is there.
                 _ => return Ok(pos),
@@ -541,11 +648,12 @@ impl TrailReader {
                 return Ok(());
             }
         };
-        let Some(stream) = header.kind.stream() else {
+        let stream = header.kind.stream();
+        if stream.is_none() && !matches!(header.kind, SegmentKind::Key | SegmentKind::Seal) {
             // The index (or end marker): the records are over.
             self.cursor.at_end = true;
             return Ok(());
-        };
+        }
         if let Some(expected) = self.cursor.next_seq
             && header.seq != expected
         {
@@ -580,6 +688,24 @@ impl TrailReader {
         self.cursor.prev_chain = Some(stored);
         self.cursor.next_seq = Some(header.seq.saturating_add(1));
         self.cursor.pos = pos + header.total_len();
+        let Some(stream) = stream else {
+            // A key or seal segment: chained and checked, nothing to replay.
+            return Ok(());
+        };
+        if self.skip_unreadable
+            && header.flags & FLAG_ENCRYPTED != 0
+            && self.ciphers.get(stream).is_none_or(Option::is_none)
+        {
+            return Ok(());
+        }
+        let payload = match self.decrypt(pos, &header, &raw, payload) {
+            Ok(p) => p,
+            Err(e) => {
+                self.cursor.at_end = true;
+                self.cursor.pending_error = Some(e);
+                return Ok(());
+            }
+        };
         self.cursor.loads += 1;
         let buf = StreamBuf {
             records: SegmentRecords::new(header, payload),
@@ -591,6 +717,28 @@ impl TrailReader {
             *slot = Some(buf);
         }
         Ok(())
+    }
+
+    /// The plaintext payload of a record segment: as stored, or decrypted with the stream's key.
+    pub(crate) fn decrypt(
+        &self,
+        pos: u64,
+        header: &SegmentHeader,
+        raw: &[u8; SEGMENT_HEADER_LEN],
+        payload: Bytes,
+    ) -> Result<Bytes, TrailError> {
+        if header.flags & FLAG_ENCRYPTED == 0 {
+            return Ok(payload);
+        }
+        let stream = header.kind.stream().unwrap_or(0);
+        let Some(cipher) = self.ciphers.get(stream).and_then(Option::as_ref) else {
+            return Err(TrailError::Encrypted(stream as u8));
+        };
+        let mut plain = payload.to_vec();
+        cipher.open(header.seq, raw, &mut plain).map_err(|reason| {
+            TrailError::corrupt(pos, format!("segment {}: {reason}", header.seq))
+        })?;
+        Ok(Bytes::from(plain))
     }
 
     /// Makes sure the stream's head record is decoded; drops an exhausted buffer. Returns the

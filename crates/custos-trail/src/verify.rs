@@ -10,8 +10,9 @@ use bytes::Bytes;
 
 use crate::error::TrailError;
 use crate::format::{
-    END_PAYLOAD_LEN, EndMarker, INDEX_ENTRY_LEN, IndexEntry, SEGMENT_HEADER_LEN, SegmentHeader,
-    SegmentKind, TRAILER_LEN, Trailer, chain_next, payload_hash,
+    ChainHead, END_PAYLOAD_LEN, EndMarker, FLAG_ENCRYPTED, FORMAT_VERSION_2, INDEX_ENTRY_LEN,
+    IndexEntry, KeyPayload, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, SegmentKind,
+    TRAILER_LEN, Trailer, chain_next, payload_hash,
 };
 use crate::reader::{SegmentRecords, Slot, TrailReader};
 
@@ -42,6 +43,33 @@ pub struct Verification {
     /// Why the trail is not complete when that is not a `problem`: it simply ends early (the
     /// writer crashed or the disk filled). `None` for a complete trail.
     pub incomplete: Option<String>,
+    /// The file's format version.
+    pub version: u16,
+    /// Which record streams are encrypted (have a key segment).
+    pub encrypted_streams: [bool; 2],
+    /// Encrypted segments whose records could not be checked (no data key was supplied):
+    /// their records are counted from their headers, and only their chain values are checked.
+    pub unread_segments: u64,
+    /// The seals found, in file order, each already checked against the chain: its head is
+    /// this trail's. Their signatures and time-stamps are for the evidence layer to check.
+    pub seals: Vec<SealFound>,
+}
+
+/// A seal segment of a verified trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealFound {
+    /// The seal segment's own seq.
+    pub seq: u64,
+    /// The head it covers (its chain value equals the stored one of segment `covered − 1`).
+    pub head: ChainHead,
+    /// The last timestamp of the covered segments: everything recorded up to here is covered.
+    pub covers_micros: u64,
+    /// Whether the head includes the end-of-trail marker: the seal attests a complete trail.
+    pub covers_end: bool,
+    /// CMS `SignedData` over [`ChainHead::statement`] (empty if the trail is not signed).
+    pub signature: Vec<u8>,
+    /// RFC 3161 `TimeStampToken` over SHA-256 of the statement (empty if not time-stamped).
+    pub timestamp: Vec<u8>,
 }
 
 impl Verification {
@@ -55,6 +83,15 @@ enum Phase {
     Records,
     AfterIndex { index_offset: u64 },
     AfterEnd { end_offset: u64, index_offset: u64 },
+}
+
+/// What the walk remembers per segment so that a seal can be checked against the head it
+/// names, which may lie some segments back (a remote TSA answers late): 40 bytes a segment,
+/// about 0.06 % of a trail written in 64 KiB segments.
+#[derive(Default)]
+struct Heads {
+    chains: Vec<[u8; 32]>,
+    micros: Vec<u64>,
 }
 
 impl TrailReader {
@@ -80,7 +117,17 @@ impl TrailReader {
             verified_bytes: self.header_len,
             problem: None,
             incomplete: None,
+            version: self.version,
+            encrypted_streams: [false; 2],
+            unread_segments: 0,
+            seals: Vec::new(),
         };
+        let mut heads = Heads::default();
+        let mut record_segments_seen = [false; 2];
+        let mut end_seq: Option<u64> = None;
+        let mut final_seal_done = false;
+        // The end marker's chain value, which the trailer repeats (a final seal follows it).
+        let mut end_chain = [0u8; 32];
         let mut chain = self.header_chain;
         let mut pos = self.header_len;
         let mut phase = Phase::Records;
@@ -94,8 +141,12 @@ impl TrailReader {
                 index_offset,
             } = phase
             {
-                self.check_trailer(&mut v, pos, end_offset, index_offset)?;
-                return Ok(v);
+                // Version 2 may have the final seal here, between end marker and trailer.
+                let room_for_seal = self.file_len.saturating_sub(pos) > TRAILER_LEN as u64;
+                if self.version < FORMAT_VERSION_2 || final_seal_done || !room_for_seal {
+                    self.check_trailer(&mut v, pos, end_offset, index_offset, end_chain)?;
+                    return Ok(v);
+                }
             }
             let (h, raw) = match self.slot_at(pos)? {
                 Slot::Segment { header, raw } => (header, raw),
@@ -139,18 +190,90 @@ impl TrailReader {
             let mut check_after_chain: Option<String> = None;
             match (&phase, h.kind) {
                 (Phase::Records, SegmentKind::Stream0 | SegmentKind::Stream1) => {
+                    let stream = h.kind.stream().unwrap_or(0);
                     let payload = self.read_payload(pos, &h)?;
                     digest = payload_hash(&payload);
+                    let encrypted = h.flags & FLAG_ENCRYPTED != 0;
+                    if let Some(seen) = record_segments_seen.get_mut(stream) {
+                        *seen = true;
+                    }
                     if h.last_micros < prev_last {
                         check_after_chain = Some(
                             "its last timestamp is earlier than the previous segment's".into(),
                         );
-                    } else if let Err(reason) = count_records(&mut v, h, payload) {
-                        check_after_chain = Some(reason);
+                    } else if encrypted != v.encrypted_streams.get(stream).copied().unwrap_or(false)
+                    {
+                        check_after_chain = Some(if encrypted {
+                            "encrypted, but its stream has no key segment".into()
+                        } else {
+                            "in clear, but its stream is encrypted".into()
+                        });
+                    } else if encrypted && self.ciphers.get(stream).is_none_or(Option::is_none) {
+                        count_unread(&mut v, h);
+                    } else {
+                        match self.decrypt(pos, &h, &raw, payload) {
+                            Ok(plain) => {
+                                if let Err(reason) = count_records(&mut v, h, plain) {
+                                    check_after_chain = Some(reason);
+                                }
+                            }
+                            Err(e) => check_after_chain = Some(e.to_string()),
+                        }
                     }
                     prev_last = h.last_micros;
                     expected_index.update(&IndexEntry::for_segment(pos, &h).encode());
                     entries += 1;
+                }
+                (Phase::Records, SegmentKind::Key) => {
+                    let payload = self.read_payload(pos, &h)?;
+                    digest = payload_hash(&payload);
+                    match KeyPayload::decode(&payload) {
+                        Ok(key) => {
+                            let stream = usize::from(key.stream);
+                            if record_segments_seen.get(stream).copied().unwrap_or(true)
+                                || v.encrypted_streams.get(stream).copied().unwrap_or(true)
+                            {
+                                check_after_chain = Some(format!(
+                                    "a key segment for stream {stream} after its records \
+                                     or after another key segment"
+                                ));
+                            } else if let Some(e) = v.encrypted_streams.get_mut(stream) {
+                                *e = true;
+                            }
+                        }
+                        Err(reason) => check_after_chain = Some(reason),
+                    }
+                    if h.last_micros < prev_last {
+                        check_after_chain = Some("a key segment out of time order".into());
+                    }
+                    prev_last = h.last_micros;
+                    expected_index.update(&IndexEntry::for_segment(pos, &h).encode());
+                    entries += 1;
+                }
+                (Phase::Records | Phase::AfterEnd { .. }, SegmentKind::Seal) => {
+                    let payload = self.read_payload(pos, &h)?;
+                    digest = payload_hash(&payload);
+                    let is_final = matches!(phase, Phase::AfterEnd { .. });
+                    match SealPayload::decode(&payload) {
+                        Ok(seal) => match check_seal(&heads, &self.header_chain, &seal, end_seq) {
+                            Ok(found) => v.seals.push(SealFound {
+                                seq: h.seq,
+                                ..found
+                            }),
+                            Err(reason) => check_after_chain = Some(reason),
+                        },
+                        Err(reason) => check_after_chain = Some(reason),
+                    }
+                    if is_final {
+                        final_seal_done = true;
+                    } else {
+                        if h.last_micros < prev_last {
+                            check_after_chain = Some("a seal segment out of time order".into());
+                        }
+                        prev_last = h.last_micros;
+                        expected_index.update(&IndexEntry::for_segment(pos, &h).encode());
+                        entries += 1;
+                    }
                 }
                 (Phase::Records, SegmentKind::Index) => {
                     digest = self.hash_index_payload(pos, &h)?;
@@ -189,6 +312,7 @@ impl TrailReader {
                         );
                     }
                     v.end_micros = Some(m.end_micros);
+                    end_seq = Some(h.seq);
                     phase = Phase::AfterEnd {
                         end_offset: pos,
                         index_offset,
@@ -221,6 +345,11 @@ impl TrailReader {
                 return Ok(v);
             }
             chain = stored;
+            if h.kind == SegmentKind::End {
+                end_chain = stored;
+            }
+            heads.chains.push(stored);
+            heads.micros.push(h.last_micros);
             pos += h.total_len();
             v.segments += 1;
             v.final_chain = chain;
@@ -261,6 +390,7 @@ impl TrailReader {
         pos: u64,
         end_offset: u64,
         index_offset: u64,
+        end_chain: [u8; 32],
     ) -> Result<(), TrailError> {
         let remaining = self.file_len.saturating_sub(pos);
         if remaining == 0 {
@@ -291,7 +421,7 @@ impl TrailReader {
             end_offset,
             records: v.records,
             end_micros: v.end_micros.unwrap_or(0),
-            final_chain: v.final_chain,
+            final_chain: end_chain,
         };
         if t != expected {
             v.problem = Some(format!(
@@ -303,6 +433,59 @@ impl TrailReader {
         v.verified_bytes = self.file_len;
         v.complete = true;
         Ok(())
+    }
+}
+
+/// Checks that a seal names a head of this trail: a segment count not beyond the seal itself,
+/// and the chain value stored at that point.
+fn check_seal(
+    heads: &Heads,
+    header_chain: &[u8; 32],
+    seal: &SealPayload,
+    end_seq: Option<u64>,
+) -> Result<SealFound, String> {
+    let covered = seal.head.covered;
+    let expected = match covered.checked_sub(1) {
+        None => Some((*header_chain, 0)),
+        Some(last) => usize::try_from(last)
+            .ok()
+            .and_then(|i| Some((*heads.chains.get(i)?, *heads.micros.get(i)?))),
+    };
+    let Some((chain, covers_micros)) = expected else {
+        return Err(format!(
+            "the seal covers {covered} segments, more than precede it"
+        ));
+    };
+    if chain != seal.head.chain {
+        return Err(
+            "the seal's chain value is not this trail's at the point it names \
+             (a seal from another trail, or the trail was rewritten)"
+                .into(),
+        );
+    }
+    Ok(SealFound {
+        seq: 0,
+        head: seal.head,
+        covers_micros,
+        covers_end: end_seq.is_some_and(|e| covered > e),
+        signature: seal.signature.clone(),
+        timestamp: seal.timestamp.clone(),
+    })
+}
+
+/// An encrypted segment read without its key: counts its records from the header.
+fn count_unread(v: &mut Verification, h: SegmentHeader) {
+    v.unread_segments += 1;
+    v.records += u64::from(h.records);
+    if h.records > 0 {
+        v.first_micros = Some(
+            v.first_micros
+                .map_or(h.first_micros, |f| f.min(h.first_micros)),
+        );
+        v.last_micros = Some(
+            v.last_micros
+                .map_or(h.last_micros, |l| l.max(h.last_micros)),
+        );
     }
 }
 

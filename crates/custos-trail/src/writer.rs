@@ -12,12 +12,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use zeroize::Zeroizing;
 
+use crate::crypt::SegmentCipher;
 use crate::error::TrailError;
 use crate::format::{
-    CHAIN_LEN, EndMarker, INDEX_ENTRY_LEN, IndexEntry, MAX_HEADER_JSON, SEGMENT_HEADER_LEN,
-    SEGMENT_OVERHEAD, SegmentHeader, SegmentKind, Trailer, chain_next, encode_file_header,
-    header_chain, payload_hash,
+    CHAIN_LEN, ChainHead, EndMarker, FLAG_ENCRYPTED, FORMAT_VERSION_1, FORMAT_VERSION_2,
+    INDEX_ENTRY_LEN, IndexEntry, KeyPayload, MAX_EVIDENCE_PAYLOAD, MAX_HEADER_JSON,
+    SEGMENT_HEADER_LEN, SEGMENT_OVERHEAD, SealPayload, SegmentHeader, SegmentKind, TAG_LEN,
+    Trailer, chain_next, encode_file_header, header_chain, payload_hash,
 };
 use crate::record::{self, Direction, Record};
 use crate::sink::AppendFile;
@@ -55,6 +58,29 @@ impl Default for WriterOptions {
             segment_interval: Duration::from_secs(1),
             sync_interval: Duration::from_secs(1),
         }
+    }
+}
+
+/// A record stream's data key, and the envelope (the key wrapped to certificates) that the
+/// key segment announcing it carries.
+pub struct StreamKey {
+    pub data_key: Zeroizing<[u8; 32]>,
+    pub envelope: Vec<u8>,
+}
+
+/// What a trail needs of format version 2: encrypted streams and/or seals. The default (none)
+/// writes a version-1 file.
+#[derive(Default)]
+pub struct Protection {
+    /// Data keys of streams 0 and 1; a stream with a key has all its segments encrypted.
+    pub stream_keys: [Option<StreamKey>; 2],
+    /// Whether seal segments will be appended ([`TrailWriter::append_seal`]).
+    pub seals: bool,
+}
+
+impl Protection {
+    fn needs_version_2(&self) -> bool {
+        self.seals || self.stream_keys.iter().any(Option::is_some)
     }
 }
 
@@ -125,6 +151,10 @@ impl Pending {
 #[derive(Debug)]
 pub struct TrailWriter {
     file: AppendFile,
+    /// Whether seal segments are allowed (format version 2 with seals).
+    seals: bool,
+    /// Ciphers of the encrypted streams.
+    ciphers: [Option<SegmentCipher>; 2],
     /// Index entries of the segments written so far.
     index: IndexSpool,
     options: WriterOptions,
@@ -154,16 +184,49 @@ impl TrailWriter {
         header: &Value,
         options: WriterOptions,
     ) -> Result<TrailWriter, TrailError> {
+        TrailWriter::create_protected(path, header, options, Protection::default())
+    }
+
+    /// Like [`create`](Self::create), for a trail with encrypted streams and/or seals (format
+    /// version 2). The key segments are written and synced with the header, before any record.
+    pub fn create_protected(
+        path: &Path,
+        header: &Value,
+        options: WriterOptions,
+        protection: Protection,
+    ) -> Result<TrailWriter, TrailError> {
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&options.segment_bytes) {
             return Err(TrailError::InvalidOptions(format!(
                 "segment_bytes must be between {MIN_SEGMENT_BYTES} and {MAX_SEGMENT_BYTES}"
             )));
         }
         let json = serde_json::to_vec(header)?;
-        let header_bytes = encode_file_header(&json).ok_or(TrailError::HeaderTooLarge {
-            len: json.len(),
-            max: MAX_HEADER_JSON,
-        })?;
+        let version = if protection.needs_version_2() {
+            FORMAT_VERSION_2
+        } else {
+            FORMAT_VERSION_1
+        };
+        let mut ciphers = [None, None];
+        for (stream, key) in protection.stream_keys.iter().enumerate() {
+            if let Some(key) = key {
+                if key.envelope.len() + 2 > MAX_EVIDENCE_PAYLOAD {
+                    return Err(TrailError::InvalidOptions(
+                        "the key envelope is larger than a key segment may be".into(),
+                    ));
+                }
+                let cipher = SegmentCipher::new(&key.data_key).ok_or_else(|| {
+                    TrailError::InvalidOptions("the data key is not an AES-256 key".into())
+                })?;
+                if let Some(slot) = ciphers.get_mut(stream) {
+                    *slot = Some(cipher);
+                }
+            }
+        }
+        let header_bytes =
+            encode_file_header(&json, version).ok_or(TrailError::HeaderTooLarge {
+                len: json.len(),
+                max: MAX_HEADER_JSON,
+            })?;
         let mut file = AppendFile::create_new(path)?;
         let written = file.append(&header_bytes).and_then(|()| file.sync());
         if let Err(e) = written {
@@ -174,8 +237,10 @@ impl TrailWriter {
         }
         sync_parent_dir(path)?;
         let now = Instant::now();
-        Ok(TrailWriter {
+        let mut writer = TrailWriter {
             file,
+            seals: protection.seals,
+            ciphers,
             index: IndexSpool::new(parent_dir(path)),
             options,
             chain: header_chain(&header_bytes),
@@ -190,7 +255,20 @@ impl TrailWriter {
             scratch: Vec::new(),
             poisoned: false,
             finished: false,
-        })
+        };
+        for (stream, key) in protection.stream_keys.iter().enumerate() {
+            if let Some(key) = key {
+                let payload = KeyPayload {
+                    stream: u8::from(stream == 1),
+                    envelope: key.envelope.clone(),
+                };
+                writer.write_evidence_segment(SegmentKind::Key, &payload.encode(), 0, true)?;
+            }
+        }
+        if writer.seq > 0 {
+            writer.sync_now()?;
+        }
+        Ok(writer)
     }
 
     /// Appends one record at `at_micros` (microseconds since the session start).
@@ -239,8 +317,8 @@ impl TrailWriter {
                 max: MAX_METADATA_RECORD,
             });
         }
-        let cap = self.payload_capacity();
         let stream = record.stream();
+        let cap = self.payload_capacity(stream);
         let fits = |p: &Pending| {
             p.payload_len() + record::prefix_len(p.dt(at), body.len()) + body.len() <= cap
         };
@@ -274,7 +352,7 @@ impl TrailWriter {
         self.check_usable()?;
         let at = self.clamp(at_micros);
         let stream = usize::from(direction == Direction::ClientToServer);
-        let cap = self.payload_capacity();
+        let cap = self.payload_capacity(stream);
         let channel_len = varint::len(u64::from(channel));
         let mut rest = bytes;
         loop {
@@ -350,12 +428,41 @@ impl TrailWriter {
 
     /// Ends the trail: writes pending records, the index, the end-of-trail marker and the
     /// trailer, and syncs. `end_micros` is the session's end (at least the last record's time).
-    pub fn finish(mut self, end_micros: u64) -> Result<TrailSummary, TrailError> {
+    pub fn finish(self, end_micros: u64) -> Result<TrailSummary, TrailError> {
+        self.finish_sealed(end_micros, |_| None)
+    }
+
+    /// Like [`finish`](Self::finish), and for a trail with seals, asks `seal` for the final
+    /// seal over the head that includes the end-of-trail marker, written before the trailer:
+    /// it attests that the trail is complete.
+    pub fn finish_sealed(
+        mut self,
+        end_micros: u64,
+        seal: impl FnOnce(ChainHead) -> Option<SealPayload>,
+    ) -> Result<TrailSummary, TrailError> {
         self.check_usable()?;
         self.flush_all()?;
         let end = self.clamp(end_micros);
         let index_offset = self.offset;
-        let result = self.write_index_and_end(end);
+        let result = self.write_index_and_end(end).and_then(|trailer| {
+            let head = ChainHead {
+                covered: self.seq,
+                chain: self.chain,
+            };
+            if self.seals
+                && let Some(payload) = seal(head)
+            {
+                self.write_evidence_segment(SegmentKind::Seal, &payload.encode(), end, false)?;
+            }
+            self.file.append(&trailer.encode())?;
+            self.offset += crate::format::TRAILER_LEN as u64;
+            Ok(TrailSummary {
+                segments: self.seq,
+                records: self.records,
+                bytes: self.offset,
+                final_chain: trailer.final_chain,
+            })
+        });
         // Whatever happened, Drop must not try to add anything after this point.
         self.finished = true;
         if result.is_err() {
@@ -367,6 +474,38 @@ impl TrailWriter {
         let summary = result?;
         self.sync_now()?;
         Ok(summary)
+    }
+
+    /// Writes the pending records and returns the chain head covering everything appended so
+    /// far, for a seal to sign ([`append_seal`](Self::append_seal) later).
+    pub fn head(&mut self) -> Result<ChainHead, TrailError> {
+        self.check_usable()?;
+        self.flush_all()?;
+        Ok(ChainHead {
+            covered: self.seq,
+            chain: self.chain,
+        })
+    }
+
+    /// Appends a seal segment (signature and/or time-stamp over an earlier head). The pending
+    /// records are written first, so that a seal is a barrier in time: every record before it
+    /// in the file is no later than every record after it.
+    pub fn append_seal(&mut self, seal: &SealPayload) -> Result<(), TrailError> {
+        self.check_usable()?;
+        if !self.seals {
+            return Err(TrailError::InvalidOptions(
+                "this trail was created without seals".into(),
+            ));
+        }
+        if seal.head.covered > self.seq {
+            return Err(TrailError::InvalidOptions(
+                "the seal covers segments that were not written".into(),
+            ));
+        }
+        self.flush_all()?;
+        let at = self.last_at;
+        self.write_evidence_segment(SegmentKind::Seal, &seal.encode(), at, true)?;
+        self.sync_if_due()
     }
 
     /// Bytes written to the file so far (header and complete segments; pending records not
@@ -401,8 +540,14 @@ impl TrailWriter {
         self.last_at
     }
 
-    fn payload_capacity(&self) -> usize {
-        self.options.segment_bytes - SEGMENT_OVERHEAD
+    /// Plaintext bytes a segment of `stream` may hold (an encrypted one loses its tag's room).
+    fn payload_capacity(&self, stream: usize) -> usize {
+        let tag = if self.ciphers.get(stream).is_some_and(Option::is_some) {
+            TAG_LEN
+        } else {
+            0
+        };
+        self.options.segment_bytes - SEGMENT_OVERHEAD - tag
     }
 
     fn pending_ref(&self, stream: usize) -> &Pending {
@@ -462,37 +607,58 @@ impl TrailWriter {
         let seq = self.seq;
         let chain = self.chain;
         let segment_bytes = self.options.segment_bytes;
-        let p = self.pending_mut(stream);
+        let cipher = self.ciphers.get(stream).and_then(Option::as_ref);
+        let Some(p) = self.pending.get_mut(stream) else {
+            return Ok(());
+        };
+        let tag_len = if cipher.is_some() { TAG_LEN } else { 0 };
         let header = SegmentHeader {
             kind: if stream == 0 {
                 SegmentKind::Stream0
             } else {
                 SegmentKind::Stream1
             },
-            flags: 0,
+            flags: if cipher.is_some() { FLAG_ENCRYPTED } else { 0 },
             seq,
             first_micros: p.first,
             last_micros: p.last,
-            payload_len: u32::try_from(p.payload_len()).unwrap_or(u32::MAX),
+            payload_len: u32::try_from(p.payload_len() + tag_len).unwrap_or(u32::MAX),
             records: p.records,
         };
+        let raw = header.encode();
         if let Some(dst) = p.buf.get_mut(..SEGMENT_HEADER_LEN) {
-            dst.copy_from_slice(&header.encode());
+            dst.copy_from_slice(&raw);
         }
-        let (head, payload) = p.buf.split_at(SEGMENT_HEADER_LEN.min(p.buf.len()));
-        let mut raw = [0u8; SEGMENT_HEADER_LEN];
-        raw.copy_from_slice(head);
+        if let Some(cipher) = cipher {
+            let payload = p.buf.get_mut(SEGMENT_HEADER_LEN..).unwrap_or_default();
+            let tag = cipher
+                .seal(seq, &raw, payload)
+                .map_err(|reason| TrailError::InvalidOptions(format!("segment {seq}: {reason}")))?;
+            p.buf.extend_from_slice(&tag);
+        }
+        let payload = p.buf.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
         let next = chain_next(&chain, &raw, &payload_hash(payload));
         p.buf.extend_from_slice(&next);
         let [first, second] = &self.pending;
         let written = self
             .file
             .append(if stream == 0 { &first.buf } else { &second.buf });
-        let p = self.pending_mut(stream);
+        let Some(p) = self.pending.get_mut(stream) else {
+            return Ok(());
+        };
         if let Err(e) = written {
             // Keep the records pending (a later flush may succeed once space is freed) and
             // cut the partial segment off, so the file still ends on a segment boundary.
             p.buf.truncate(p.buf.len().saturating_sub(CHAIN_LEN));
+            if let Some(cipher) = self.ciphers.get(stream).and_then(Option::as_ref) {
+                // The retry encrypts again (same seq, same header: the same ciphertext), so
+                // the pending buffer must hold the records in clear again.
+                let mut sealed = p.buf.split_off(SEGMENT_HEADER_LEN.min(p.buf.len()));
+                if cipher.open(seq, &raw, &mut sealed).is_err() {
+                    self.poisoned = true;
+                }
+                p.buf.extend_from_slice(&sealed);
+            }
             if self.file.truncate(self.offset).is_err() {
                 self.poisoned = true;
             }
@@ -538,8 +704,9 @@ impl TrailWriter {
     }
 
     /// Writes the index (from the spool of entries, so that the writer's memory does not grow
-    /// with the session's length), the end-of-trail marker and the trailer.
-    fn write_index_and_end(&mut self, end: u64) -> Result<TrailSummary, TrailError> {
+    /// with the session's length) and the end-of-trail marker, and returns the trailer to
+    /// write after them (after the final seal, if there is one).
+    fn write_index_and_end(&mut self, end: u64) -> Result<Trailer, TrailError> {
         let index_offset = self.offset;
         let entries = self.seq;
         let payload_len = entries
@@ -605,24 +772,69 @@ impl TrailWriter {
         self.file.append(&end_header.encode())?;
         self.file.append(&marker.encode())?;
         self.file.append(&final_chain)?;
-        let trailer = Trailer {
+        self.offset = end_offset + end_header.total_len();
+        self.seq += 2;
+        self.chain = final_chain;
+        self.unsynced = true;
+        Ok(Trailer {
             index_offset,
             end_offset,
             records: self.records,
             end_micros: end,
             final_chain,
-        };
-        self.file.append(&trailer.encode())?;
-        self.offset = end_offset + end_header.total_len() + crate::format::TRAILER_LEN as u64;
-        self.seq += 2;
-        self.chain = final_chain;
-        self.unsynced = true;
-        Ok(TrailSummary {
-            segments: self.seq,
-            records: self.records,
-            bytes: self.offset,
-            final_chain,
         })
+    }
+
+    /// Writes a key or seal segment (no records) at `at`, chained like any other; `indexed`:
+    /// whether it gets an index entry (not the final seal, which follows the index).
+    fn write_evidence_segment(
+        &mut self,
+        kind: SegmentKind,
+        payload: &[u8],
+        at: u64,
+        indexed: bool,
+    ) -> Result<(), TrailError> {
+        let header = SegmentHeader {
+            kind,
+            flags: 0,
+            seq: self.seq,
+            first_micros: at,
+            last_micros: at,
+            payload_len: u32::try_from(payload.len())
+                .ok()
+                .filter(|&n| n as usize <= MAX_EVIDENCE_PAYLOAD)
+                .ok_or(TrailError::RecordTooLarge {
+                    len: payload.len(),
+                    max: MAX_EVIDENCE_PAYLOAD,
+                })?,
+            records: 0,
+        };
+        let raw = header.encode();
+        let next = chain_next(&self.chain, &raw, &payload_hash(payload));
+        let written = self
+            .file
+            .append(&raw)
+            .and_then(|()| self.file.append(payload))
+            .and_then(|()| self.file.append(&next));
+        if let Err(e) = written {
+            if self.file.truncate(self.offset).is_err() {
+                self.poisoned = true;
+            }
+            return Err(e.into());
+        }
+        if indexed
+            && let Err(e) = self
+                .index
+                .push(&IndexEntry::for_segment(self.offset, &header).encode())
+        {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        self.offset += header.total_len();
+        self.seq += 1;
+        self.chain = next;
+        self.unsynced = true;
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@ mod serve;
 mod sessions_cli;
 mod tls;
 mod trail_cli;
+mod trail_report;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,9 +38,14 @@ enum Command {
     /// List or terminate the active sessions of a running server (through its REST API;
     /// the password is read from CUSTOS_PASSWORD).
     Sessions(sessions_cli::SessionsArgs),
-    /// Play a recorded terminal session in this terminal.
+    /// Audit trails offline: verify, decrypt, replay, export.
+    Trail {
+        #[command(subcommand)]
+        command: trail_cli::TrailCommand,
+    },
+    /// Play a recorded terminal session in this terminal (= `custos trail replay`).
     Replay(trail_cli::ReplayArgs),
-    /// Convert a recorded session (e.g. to asciicast v2 for asciinema).
+    /// Convert a recorded session (= `custos trail export`).
     Export(trail_cli::ExportArgs),
 }
 
@@ -71,6 +77,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Sessions(args) => runtime.block_on(sessions_cli::run(args)),
+        Command::Trail { command } => trail_cli::run(command),
         Command::Replay(args) => trail_cli::replay(args),
         Command::Export(args) => trail_cli::export(args),
     }

@@ -119,8 +119,12 @@ impl Relay {
                 header,
             )
         };
-        let (recorder, failed) = Recorder::start(&self.ctx.data_dir.join(&trail_name), &header)
-            .map_err(|e| (Verdict::Fail, format!("cannot create the audit trail: {e}")))?;
+        let (recorder, failed) = Recorder::start(
+            &self.ctx.data_dir.join(&trail_name),
+            &header,
+            self.policy.evidence.clone(),
+        )
+        .map_err(|e| (Verdict::Fail, format!("cannot create the audit trail: {e}")))?;
         let (live, signal) = self.ctx.live.register(lock(&self.shared.record).clone());
         *lock(&self.shared.connected) = Some(Connected {
             upstream: Arc::new(handle),

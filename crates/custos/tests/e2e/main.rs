@@ -5,12 +5,15 @@ mod harness;
 
 mod acl_matrix;
 mod audit_sessions;
+mod audit_trail_download;
 mod authentication;
 mod bad_input;
 mod durability;
+mod evidence;
 mod gateway;
 mod key_material;
 mod local_database;
+mod management_certificates;
 mod navigation;
 mod policies;
 mod transactions;

@@ -2,43 +2,18 @@
 //! unwraps; four-eyes pairs need both keys.
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine;
 use custos_evidence::envelope::{
     OpeningKey, RecipientCertificates, new_data_key, open_data_key, recipients, seal_data_key,
 };
+use custos_testkit::pki::{openssl, self_signed};
 
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// A self-signed certificate and key made by OpenSSL: (cert PEM, key PEM).
+/// A self-signed certificate and key made by OpenSSL: (cert PEM, key PEM); the files are
+/// `<name>.crt` and `<name>.key` in `dir`.
 fn identity(dir: &Path, name: &str, algorithm: &str) -> (String, String) {
-    let key = format!("{name}.key");
-    let crt = format!("{name}.crt");
-    let subject = format!("/CN={name}");
-    openssl(
-        dir,
-        &[
-            "req", "-x509", "-newkey", algorithm, "-nodes", "-days", "2", "-keyout", &key, "-out",
-            &crt, "-subj", &subject,
-        ],
-    );
-    (
-        std::fs::read_to_string(dir.join(crt)).unwrap(),
-        std::fs::read_to_string(dir.join(key)).unwrap(),
-    )
+    let id = self_signed(dir, name, algorithm, &[]);
+    (id.cert_pem(), id.key_pem())
 }
 
 fn oaep_decrypt(dir: &Path, key: &str, wrapped: &[u8]) -> Vec<u8> {
@@ -133,11 +108,7 @@ fn any_recipient_opens_and_four_eyes_needs_both_keys() {
 #[test]
 fn non_rsa_certificates_are_refused_for_encryption() {
     let dir = tempfile::tempdir().unwrap();
-    openssl(
-        dir.path(),
-        &["ecparam", "-name", "prime256v1", "-out", "p256.pem"],
-    );
-    let (ec_crt, _) = identity(dir.path(), "ec", "ec:p256.pem");
+    let (ec_crt, _) = identity(dir.path(), "ec", "ec");
     let err = seal_data_key(
         &new_data_key(),
         &[RecipientCertificates {

@@ -77,6 +77,13 @@ pub fn self_signed(dir: &Path, name: &str, algorithm: &str, extensions: &[&str])
     }
 }
 
+/// A self-signed certificate as (certificate PEM, key PEM), made in a scratch directory.
+pub fn self_signed_pem(name: &str, algorithm: &str, extensions: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = self_signed(dir.path(), name, algorithm, extensions);
+    (id.cert_pem(), id.key_pem())
+}
+
 /// A certificate for `name` issued by `ca`.
 pub fn issued_by(dir: &Path, ca: &Identity, name: &str, algorithm: &str) -> Identity {
     let mut args: Vec<String> = vec!["req".into()];

@@ -44,6 +44,23 @@ pub async fn list(api: &Api, req: &ApiRequest, caller: &Caller) -> Result<Reply,
     Ok((StatusCode::OK, envelope::listing(items, meta)))
 }
 
+/// The record of session `key`: a session in progress as it is live (the stored copy is only
+/// as fresh as the gateway's last save), an ended one as stored.
+pub(super) async fn find_record(
+    api: &Api,
+    key: &str,
+) -> Result<custos_sessions::SessionRecord, ApiError> {
+    match api.live.list().into_iter().find(|r| r.key == key) {
+        Some(record) => Ok(record),
+        None => api
+            .store
+            .session(key)
+            .await
+            .map_err(internal)?
+            .ok_or(ApiError::NotFound),
+    }
+}
+
 /// One record. A session in progress shows its live state (the stored copy is only as fresh as
 /// the gateway's last save); an ended one, its stored record.
 pub async fn member(
@@ -59,16 +76,7 @@ pub async fn member(
     if key.contains('/') || !sees_all_sessions(caller) {
         return Err(ApiError::NotFound);
     }
-    let live = api.live.list().into_iter().find(|r| r.key == key);
-    let record = match live {
-        Some(record) => record,
-        None => api
-            .store
-            .session(key)
-            .await
-            .map_err(internal)?
-            .ok_or(ApiError::NotFound)?,
-    };
+    let record = find_record(api, key).await?;
     let href = format!("{AUDIT_SESSIONS}/{key}");
     let remaining = caller.login.remaining(req.now).as_secs();
     let meta = base_meta(&href, AUDIT_SESSIONS, false, Some(remaining));

@@ -15,7 +15,7 @@ use custos_sessions::SessionRecord;
 use tokio::io::AsyncReadExt as _;
 use tokio_util::io::ReaderStream;
 
-use super::{internal, need, only, sees_all_sessions};
+use super::{need, only, sees_all_sessions};
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Caller};
 use crate::state::Api;
@@ -50,15 +50,7 @@ pub async fn audit_trail(
     if !sees_all_sessions(caller) {
         return Err(ApiError::NotFound);
     }
-    let record = match api.live.list().into_iter().find(|r| r.key == key) {
-        Some(record) => record,
-        None => api
-            .store
-            .session(key)
-            .await
-            .map_err(internal)?
-            .ok_or(ApiError::NotFound)?,
-    };
+    let record = super::audit::find_record(api, key).await?;
     let relative = record.trail.as_deref().ok_or(ApiError::TrailNotAvailable(
         "this session has no audit trail (nothing was recorded)",
     ))?;

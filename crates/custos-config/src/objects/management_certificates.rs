@@ -76,7 +76,6 @@ pub fn tsa_identity(doc: &Document) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use std::process::Command;
 
     use serde_json::json;
 
@@ -93,39 +92,6 @@ mod tests {
 
     fn fresh() -> Document {
         bootstrap::initial_document("pw-for-admin", NOW).unwrap()
-    }
-
-    /// A self-signed P-256 certificate and its key from `openssl req`, with extra `-addext`s.
-    fn openssl_identity(addext: &[&str]) -> (String, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let (crt, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-        let mut cmd = Command::new("openssl");
-        cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args([
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                "/CN=other",
-                "-days",
-                "30",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt);
-        for ext in addext {
-            cmd.args(["-addext", ext]);
-        }
-        let out = cmd.output().expect("openssl is installed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            std::fs::read_to_string(crt).unwrap(),
-            std::fs::read_to_string(key).unwrap(),
-        )
     }
 
     fn upload(doc: &mut Document, certificate: &str, key: Option<&str>) -> String {
@@ -231,10 +197,14 @@ mod tests {
     #[test]
     fn the_tsa_may_point_to_another_time_stamping_identity() {
         let mut doc = fresh();
-        let (certificate, key) = openssl_identity(&[
-            "extendedKeyUsage=critical,timeStamping",
-            "keyUsage=critical,digitalSignature",
-        ]);
+        let (certificate, key) = custos_testkit::pki::self_signed_pem(
+            "other",
+            "ec",
+            &[
+                "extendedKeyUsage=critical,timeStamping",
+                "keyUsage=critical,digitalSignature",
+            ],
+        );
         let other = upload(&mut doc, &certificate, Some(&key));
         point_tsa_to(&mut doc, json!(other)).unwrap();
         assert_eq!(tsa_identity(&doc).unwrap().0, certificate);
@@ -253,7 +223,8 @@ mod tests {
             Some("extendedKeyUsage=critical,timeStamping,serverAuth"),
             Some("extendedKeyUsage=critical,codeSigning"),
         ] {
-            let (certificate, key) = openssl_identity(ext.as_slice());
+            let (certificate, key) =
+                custos_testkit::pki::self_signed_pem("other", "ec", ext.as_slice());
             let key = upload(&mut doc, &certificate, Some(&key));
             let message = tsa_problem_of(point_tsa_to(&mut doc, json!(key)));
             assert!(

@@ -12,32 +12,6 @@ use crate::key_material::{X509, assert_semantic_error_on, create_x509, ec_cert, 
 
 const CERTIFICATES: &str = "/api/configuration/management/certificates";
 
-/// A self-signed P-256 certificate and key from `openssl req`, with the given `-addext`s.
-fn openssl_identity(addext: &[&str]) -> (String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (crt, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let mut cmd = Command::new("openssl");
-    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
-        .args(["-subj", "/CN=Operator TSA/O=Ex", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt);
-    for ext in addext {
-        cmd.args(["-addext", ext]);
-    }
-    let out = cmd.output().expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        std::fs::read_to_string(crt).unwrap(),
-        std::fs::read_to_string(key).unwrap(),
-    )
-}
-
 /// What `openssl x509 -noout -ext extendedKeyUsage` prints for `pem`.
 fn openssl_eku(pem: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -125,7 +99,7 @@ async fn the_tsa_can_point_to_another_time_stamping_identity_and_only_to_one() {
 
     admin.open_transaction().await;
     // Without the extended key usage RFC 3161 demands: refused, naming the field.
-    let (plain, plain_key) = openssl_identity(&[]);
+    let (plain, plain_key) = custos_testkit::pki::self_signed_pem("Operator TSA", "ec", &[]);
     let no_eku = admin
         .create(
             X509,
@@ -144,7 +118,8 @@ async fn the_tsa_can_point_to_another_time_stamping_identity_and_only_to_one() {
         "extendedKeyUsage=critical,timeStamping,serverAuth",
         "extendedKeyUsage=timeStamping",
     ] {
-        let (certificate, private_key) = openssl_identity(&[ext]);
+        let (certificate, private_key) =
+            custos_testkit::pki::self_signed_pem("Operator TSA", "ec", &[ext]);
         let x509 = admin
             .create(
                 X509,
@@ -171,10 +146,14 @@ async fn the_tsa_can_point_to_another_time_stamping_identity_and_only_to_one() {
     assert_eq!(tsa_key(&admin).await, built_in, "nothing changed");
 
     // An identity for time stamping only is accepted, in the bare and the rendered form.
-    let (certificate, private_key) = openssl_identity(&[
-        "extendedKeyUsage=critical,timeStamping",
-        "keyUsage=critical,digitalSignature",
-    ]);
+    let (certificate, private_key) = custos_testkit::pki::self_signed_pem(
+        "Operator TSA",
+        "ec",
+        &[
+            "extendedKeyUsage=critical,timeStamping",
+            "keyUsage=critical,digitalSignature",
+        ],
+    );
     let operator = admin
         .create(
             X509,

@@ -40,6 +40,11 @@ pub enum ApiError {
     },
     /// Violated configuration rules, each with its path.
     Semantic(Vec<Problem>),
+    /// A search query (`q`) that cannot be parsed or run, with where the problem is if known.
+    InvalidQuery {
+        message: String,
+        position: Option<usize>,
+    },
     /// `DELETE /api/active-sessions` without a (non-empty) `id` query parameter.
     SessionIdMissing,
     /// No live session has this id (it never existed, or it has ended).
@@ -82,9 +87,10 @@ impl ApiError {
             ApiError::NoTransaction | ApiError::ConfigurationLocked { .. } => StatusCode::CONFLICT,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Syntax { .. } | ApiError::Semantic(_) | ApiError::SessionIdMissing => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::Syntax { .. }
+            | ApiError::Semantic(_)
+            | ApiError::SessionIdMissing
+            | ApiError::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
             ApiError::SessionCouldNotBeFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Internal(_) | ApiError::SessionTerminationFailed { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -106,6 +112,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "RequestTooLarge",
             ApiError::Syntax { .. } => "SyntacticError",
             ApiError::Semantic(_) => "SemanticError",
+            ApiError::InvalidQuery { .. } => "InvalidQuery",
             ApiError::SessionIdMissing => "SessionIdMissing",
             ApiError::SessionCouldNotBeFound { .. } => "SessionCouldNotBeFound",
             ApiError::SessionTerminationFailed { .. } => "SessionTerminationFailed",
@@ -132,6 +139,8 @@ impl ApiError {
                 "The configuration contains semantic errors, inconsistencies or other problems that would put the system into an unreliable state if the configuration had been applied ({} problem(s)).",
                 problems.len()
             ),
+            ApiError::InvalidQuery { message, position: Some(at) } => format!("The search query is invalid at position {at}: {message}"),
+            ApiError::InvalidQuery { message, position: None } => format!("The search query is invalid: {message}"),
             ApiError::SessionIdMissing => "No session ID is given in the \"id\" query parameter.".into(),
             ApiError::SessionCouldNotBeFound { .. } => "No session could be found for the given session ID. List the ongoing sessions with GET /api/active-sessions and give one's session ID as the \"id\" query parameter.".into(),
             ApiError::SessionTerminationFailed { .. } => "The session could not be terminated due to internal errors; the reason is in the server's log.".into(),
@@ -145,6 +154,9 @@ impl ApiError {
                 json!({"path": path, "field": field, "error": message})
             }
             ApiError::Semantic(problems) => json!({"errors": problems}),
+            ApiError::InvalidQuery { message, position } => {
+                json!({"path": path, "field": "q", "position": position, "error": message})
+            }
             ApiError::ConfigurationLocked { holder } => json!({"path": path, "locked_by": holder}),
             ApiError::SessionCouldNotBeFound { id } | ApiError::SessionTerminationFailed { id } => {
                 json!({"path": path, "id": id})

@@ -60,6 +60,7 @@ impl Api {
     pub async fn open(
         store: Arc<Store>,
         live: LiveSessions,
+        search: Arc<custos_search::SearchIndex>,
         options: ApiOptions,
         admin_password: &str,
     ) -> Result<(Arc<Api>, FirstStart), String> {
@@ -82,6 +83,7 @@ impl Api {
                 let api = Api::new(
                     store,
                     live,
+                    search,
                     Snapshot {
                         revision,
                         doc: base.clone(),
@@ -110,6 +112,7 @@ impl Api {
                 let api = Api::new(
                     store,
                     live,
+                    search,
                     Snapshot {
                         revision: 0,
                         doc: Default::default(),
@@ -189,7 +192,14 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     }
     match dispatch(&api, &req).await {
         Ok((status, body, cookie)) => {
-            let mut response = (status, axum::Json(body)).into_response();
+            let mut response = if req.path == custos_config::tree::AUDIT_SESSIONS
+                && status == StatusCode::OK
+                && sessions::csv::wanted(&req)
+            {
+                sessions::csv::response(&body)
+            } else {
+                (status, axum::Json(body)).into_response()
+            };
             if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use custos_config::document::Document;
+use custos_search::SearchIndex;
 use custos_sessions::LiveSessions;
 use custos_store::Store;
 
@@ -46,6 +47,8 @@ pub struct Api {
     pub(crate) store: Arc<Store>,
     /// The sessions in progress on this node, registered by the gateways.
     pub(crate) live: LiveSessions,
+    /// The session search index (fed by the gateways and the store; read here).
+    pub(crate) search: Arc<SearchIndex>,
     /// [`TERMINATE_WITHIN`]; shorter in tests.
     pub(crate) terminate_within: Duration,
     committed: RwLock<Arc<Snapshot>>,
@@ -67,6 +70,7 @@ impl Api {
     pub(crate) fn new(
         store: Arc<Store>,
         live: LiveSessions,
+        search: Arc<SearchIndex>,
         snapshot: Snapshot,
         options: ApiOptions,
     ) -> Api {
@@ -74,6 +78,7 @@ impl Api {
         Api {
             store,
             live,
+            search,
             terminate_within: TERMINATE_WITHIN,
             revisions: tokio::sync::watch::channel(snapshot.clone()).0,
             committed: RwLock::new(snapshot),

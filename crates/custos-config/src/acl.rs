@@ -126,6 +126,8 @@ pub enum Guard {
 pub struct Privileges {
     superuser: bool,
     grants: BTreeMap<&'static str, Permission>,
+    /// The usergroups they came from: audit-data rules name groups, not privilege objects.
+    groups: Vec<String>,
 }
 
 impl Privileges {
@@ -134,6 +136,7 @@ impl Privileges {
         Privileges {
             superuser: true,
             grants: BTreeMap::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -149,7 +152,13 @@ impl Privileges {
         Privileges {
             superuser: false,
             grants,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
         }
+    }
+
+    /// The usergroups the login is a member of (empty for the superuser, who needs none).
+    pub fn groups(&self) -> &[String] {
+        &self.groups
     }
 
     pub fn is_superuser(&self) -> bool {

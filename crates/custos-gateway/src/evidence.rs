@@ -46,6 +46,8 @@ pub struct EvidencePolicy {
     pub interval: Duration,
     /// Why the policy cannot be applied (sessions under it are refused), if it cannot.
     pub unusable: Option<String>,
+    /// The policy encrypts but allows the terminal text into the (unencrypted) search index.
+    pub index_encrypted_content: bool,
 }
 
 impl std::fmt::Debug for EvidencePolicy {
@@ -107,6 +109,7 @@ impl EvidencePolicy {
                 .filter(|u| u.enabled)
                 .map(|u| recipients(u.certificates.as_ref()));
             out.recipients = [main.clone(), upstream.unwrap_or(main)];
+            out.index_encrypted_content = policy.encryption.index_content.unwrap_or(false);
         }
         if policy.signing.enabled {
             let identity = policy
@@ -144,6 +147,14 @@ impl EvidencePolicy {
             unusable: Some(reason),
             ..EvidencePolicy::default()
         }
+    }
+
+    /// Whether the session's terminal text may go into the search index. The index is not
+    /// encrypted, so the text of an encrypted trail goes there only with the policy's consent
+    /// (`encryption.index_content`); otherwise only its metadata is searchable.
+    pub fn indexes_content(&self) -> bool {
+        let encrypted = self.recipients.iter().any(|r| !r.is_empty());
+        !encrypted || self.index_encrypted_content
     }
 
     /// Whether trails get seal segments.

@@ -12,6 +12,7 @@ mod recorder;
 mod session;
 mod storage;
 mod target;
+mod transcript;
 mod upstream;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use crate::policy::ConnectionRuntime;
 use crate::session::{ClientHandler, Shared};
 
 pub use crate::policy::in_network;
+pub use crate::transcript::TextSink;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -49,6 +51,8 @@ pub struct Context {
     pub node_id: String,
     pub live: LiveSessions,
     pub store: Arc<dyn SessionStore>,
+    /// Where terminal text goes for the search index (none: text is not indexed).
+    pub(crate) text_sink: std::sync::OnceLock<Arc<dyn TextSink>>,
     known_hosts: Arc<KnownHosts>,
     client_config: Arc<client::Config>,
     server_config: Arc<server::Config>,
@@ -282,6 +286,7 @@ impl Gateway {
             node_id,
             live,
             store,
+            text_sink: std::sync::OnceLock::new(),
             known_hosts: Arc::new(known_hosts),
             client_config: Arc::new(client_config),
             server_config: Arc::new(server_config),
@@ -294,6 +299,12 @@ impl Gateway {
             listeners: Mutex::new(HashMap::new()),
             policies,
         }))
+    }
+
+    /// Sends the terminal text of sessions that start from now on to `sink` (once; later calls
+    /// are ignored).
+    pub fn set_text_sink(&self, sink: Arc<dyn TextSink>) {
+        let _ = self.ctx.text_sink.set(sink);
     }
 
     /// Applies a committed revision: new listeners start, unused ones stop; running sessions

@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::evidence::{EvidencePolicy, REMOTE_TSA_TIMEOUT};
+use crate::transcript::Transcriber;
 
 /// Records in flight between the relay and the writer thread. This bounds what can have been
 /// relayed but not yet written when the disk fails (SSH packets are at most 32 KiB: ~1 MiB).
@@ -47,6 +48,8 @@ struct Writing {
     runtime: tokio::runtime::Handle,
     start: Instant,
     name: String,
+    /// The terminal text for the search index, when the session's text is indexed.
+    transcript: Option<Transcriber>,
 }
 
 impl Writing {
@@ -65,13 +68,21 @@ impl Writing {
     /// The next moment the thread has time-based work: flushing, syncing or sealing.
     fn deadline(&self) -> Option<Instant> {
         let writer = self.writer.as_ref().filter(|_| self.failure.is_none())?;
-        match (writer.next_deadline(), self.next_seal) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            writer.next_deadline(),
+            self.next_seal,
+            self.transcript.as_ref().and_then(Transcriber::deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn tick(&mut self) {
+        let now = self.micros();
+        if let Some(t) = self.transcript.as_mut() {
+            t.tick(now);
+        }
         if let Some(w) = self.writer.as_mut()
             && let Err(e) = w.tick()
         {
@@ -124,6 +135,10 @@ impl Writing {
 
     /// Writes the index and trailer, sealing the complete trail first if the policy says so.
     fn finish(&mut self, at: u64) -> Result<(), String> {
+        // The index gets the last lines before the session's final record is saved.
+        if let Some(mut t) = self.transcript.take() {
+            t.finish();
+        }
         let Some(writer) = self.writer.take() else {
             return Ok(());
         };
@@ -172,6 +187,7 @@ impl Recorder {
         path: &Path,
         header: &serde_json::Value,
         evidence: Arc<EvidencePolicy>,
+        transcript: Option<Transcriber>,
     ) -> Result<(Recorder, watch::Receiver<Option<String>>), String> {
         let protection = evidence.protection()?;
         let writer =
@@ -190,6 +206,7 @@ impl Recorder {
             runtime: tokio::runtime::Handle::current(),
             start,
             name: path.display().to_string(),
+            transcript,
         };
         std::thread::Builder::new()
             .name("trail-writer".into())
@@ -211,11 +228,17 @@ impl Recorder {
                         // Timed out: flush, sync or seal what is due.
                         None => state.tick(),
                         Some(Some(Command::Record(at, record))) => {
-                            if state.failure.is_none()
-                                && let Some(Err(e)) =
-                                    state.writer.as_mut().map(|w| w.append(at, &record))
-                            {
-                                state.fail(e.to_string());
+                            if state.failure.is_none() {
+                                match state.writer.as_mut().map(|w| w.append(at, &record)) {
+                                    Some(Err(e)) => state.fail(e.to_string()),
+                                    // Only what the trail holds is indexed.
+                                    Some(Ok(())) => {
+                                        if let Some(t) = state.transcript.as_mut() {
+                                            t.push(at, &record);
+                                        }
+                                    }
+                                    None => {}
+                                }
                             }
                         }
                         Some(Some(Command::Seal(seal, error))) => {

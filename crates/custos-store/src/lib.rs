@@ -109,6 +109,7 @@ impl Store {
         for statement in SCHEMA.iter().chain(sessions::SCHEMA) {
             sqlx::query(*statement).execute(&pool).await?;
         }
+        sessions::migrate(&pool).await?;
         Ok(Store {
             pool,
             sealer,

@@ -23,6 +23,25 @@ pub(crate) const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS sessions_start_time ON sessions (start_time)",
 ];
 
+/// Added after the first release: every save stamps the row with the next revision, so the
+/// search index can ask for exactly the records that changed since its last commit.
+const REVISION_COLUMN: &str = "ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0";
+const REVISION_INDEX: &str = "CREATE INDEX IF NOT EXISTS sessions_revision ON sessions (revision)";
+
+/// Brings an older sessions table up to date (idempotent).
+pub(crate) async fn migrate(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
+    let has_revision =
+        sqlx::query("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'revision'")
+            .fetch_optional(pool)
+            .await?
+            .is_some();
+    if !has_revision {
+        sqlx::query(REVISION_COLUMN).execute(pool).await?;
+    }
+    sqlx::query(REVISION_INDEX).execute(pool).await?;
+    Ok(())
+}
+
 /// Why sessions found active at startup ended: the process that ran them is gone.
 pub const STALE_REASON: &str = "gateway stopped";
 
@@ -31,17 +50,20 @@ fn parse(key: &str, text: &str) -> Result<SessionRecord, StoreError> {
 }
 
 impl Store {
-    /// Inserts the record, or replaces the one with the same key.
-    pub async fn save_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    /// Inserts the record, or replaces the one with the same key; returns the revision the row
+    /// now carries (higher than any before it).
+    pub async fn save_session(&self, record: &SessionRecord) -> Result<i64, StoreError> {
         let text = serde_json::to_string(record)
             .map_err(|e| StoreError::Corrupt(format!("session {}: {e}", record.key)))?;
-        sqlx::query(
-            "INSERT INTO sessions (key, session_id, start_time, end_time, active, connection_policy, record)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+        let row = sqlx::query(
+            "INSERT INTO sessions (key, session_id, start_time, end_time, active, connection_policy, record, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(revision), 0) + 1 FROM sessions))
              ON CONFLICT (key) DO UPDATE SET
                 session_id = excluded.session_id, start_time = excluded.start_time,
                 end_time = excluded.end_time, active = excluded.active,
-                connection_policy = excluded.connection_policy, record = excluded.record",
+                connection_policy = excluded.connection_policy, record = excluded.record,
+                revision = excluded.revision
+             RETURNING revision",
         )
         .bind(&record.key)
         .bind(&record.session_id)
@@ -50,9 +72,68 @@ impl Store {
         .bind(record.active)
         .bind(&record.connection_policy)
         .bind(text)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(row.try_get("revision")?)
+    }
+
+    /// The records of `keys` that exist, in no particular order.
+    pub async fn sessions_by_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        // SQLite allows a few hundred parameters comfortably; pages are at most 500 keys.
+        for batch in keys.chunks(250) {
+            let placeholders = (1..=batch.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT key, record FROM sessions WHERE key IN ({placeholders})");
+            // Only numbered placeholders are formatted in; every key is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in batch {
+                query = query.bind(key);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let key: String = row.try_get("key")?;
+                out.push(parse(&key, &row.try_get::<String, _>("record")?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` records saved with a revision above `after`, in revision order, each with
+    /// its revision: what the search index has not seen yet.
+    pub async fn sessions_changed_since(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(SessionRecord, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, record, revision FROM sessions WHERE revision > $1 ORDER BY revision LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let key: String = row.try_get("key")?;
+                Ok((
+                    parse(&key, &row.try_get::<String, _>("record")?)?,
+                    row.try_get("revision")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The highest revision of any record (0 when there are none).
+    pub async fn sessions_revision(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(revision), 0) AS r FROM sessions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("r")?)
     }
 
     /// The record of one session, by its key.
@@ -128,7 +209,8 @@ impl Store {
             };
             sqlx::query(
                 "UPDATE sessions SET active = 0, end_time = COALESCE(end_time, start_time),
-                 record = COALESCE($2, record) WHERE key = $1",
+                 record = COALESCE($2, record),
+                 revision = (SELECT COALESCE(MAX(revision), 0) + 1 FROM sessions) WHERE key = $1",
             )
             .bind(&key)
             .bind(record)
@@ -143,7 +225,12 @@ impl Store {
 
 impl SessionStore for Store {
     fn save(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.save_session(&record).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            self.save_session(&record)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -208,6 +295,49 @@ mod tests {
         assert_eq!(store.session("a").await.unwrap(), Some(finished));
         let (all, total) = store.sessions(0, 10).await.unwrap();
         assert_eq!((all.len(), total), (1, 1), "an update must not add a row");
+    }
+
+    #[tokio::test]
+    async fn every_save_gets_a_higher_revision_and_changes_are_listed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        assert_eq!(store.sessions_revision().await.unwrap(), 0);
+        let a1 = store.save_session(&record("a", 1, true)).await.unwrap();
+        let b1 = store.save_session(&record("b", 2, true)).await.unwrap();
+        let a2 = store.save_session(&record("a", 1, false)).await.unwrap();
+        assert!(a1 < b1 && b1 < a2, "{a1} {b1} {a2}");
+        let since = |after| {
+            let store = &store;
+            async move {
+                store
+                    .sessions_changed_since(after, 10)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(r, rev)| (r.key, rev))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            since(0).await,
+            [("b".to_string(), b1), ("a".to_string(), a2)]
+        );
+        assert_eq!(since(b1).await, [("a".to_string(), a2)]);
+        assert!(since(a2).await.is_empty());
+        assert_eq!(store.sessions_revision().await.unwrap(), a2);
+        // Closing stale sessions is a change too.
+        store.save_session(&record("c", 3, true)).await.unwrap();
+        store.close_stale_sessions().await.unwrap();
+        assert_eq!(since(a2).await.len(), 2, "b and c were still active");
+        let mut found = store
+            .sessions_by_keys(&["a".into(), "c".into(), "nope".into()])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect::<Vec<_>>();
+        found.sort();
+        assert_eq!(found, ["a", "c"]);
     }
 
     #[tokio::test]

@@ -40,6 +40,7 @@ mod reader;
 mod record;
 mod sink;
 mod spool;
+pub mod text;
 mod varint;
 mod verify;
 mod writer;

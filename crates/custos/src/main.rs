@@ -1,5 +1,6 @@
 //! The `custos` binary: parses the command line and wires the crates together.
 
+mod indexing;
 mod serve;
 mod sessions_cli;
 mod tls;
@@ -47,6 +48,36 @@ enum Command {
     Replay(trail_cli::ReplayArgs),
     /// Convert a recorded session (= `custos trail export`).
     Export(trail_cli::ExportArgs),
+    /// The session search index.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Rebuild the search index from the database and the trail files (stop `custos serve`
+    /// first). The old index stays in place until the new one is complete.
+    Rebuild(DataDirArg),
+}
+
+async fn index_command(command: IndexCommand) -> anyhow::Result<()> {
+    match command {
+        IndexCommand::Rebuild(args) => {
+            if !args.data_dir.join("custos.db").exists() {
+                anyhow::bail!("{} holds no Custos database", args.data_dir.display());
+            }
+            let store = serve::open_store(&args.data_dir).await?;
+            let started = std::time::Instant::now();
+            let count = indexing::rebuild(&args.data_dir, &store).await?;
+            println!(
+                "custos: indexed {count} sessions in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -80,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         Command::Trail { command } => trail_cli::run(command),
         Command::Replay(args) => trail_cli::replay(args),
         Command::Export(args) => trail_cli::export(args),
+        Command::Index { command } => runtime.block_on(index_command(command)),
     }
 }
 

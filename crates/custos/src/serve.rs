@@ -132,6 +132,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = Arc::new(store);
     let live_sessions = custos_sessions::LiveSessions::default();
+    // The search index follows the records (saved through `indexed`) and the recorders' text;
+    // whatever it missed while the server was down is read back in the background.
+    let index = Arc::new(
+        custos_search::SearchIndex::open(&crate::indexing::index_dir(data_dir))
+            .context("opening the search index")?,
+    );
+    let indexed: Arc<dyn custos_sessions::SessionStore> = Arc::new(
+        crate::indexing::IndexedStore::new(store.clone(), index.clone()),
+    );
+    {
+        let (store, index, data_dir) = (store.clone(), index.clone(), data_dir.to_path_buf());
+        tokio::spawn(async move {
+            match crate::indexing::catch_up(&store, &index, &data_dir).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    sessions = n,
+                    "indexed the sessions the search index had missed"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot bring the search index up to date"),
+            }
+        });
+    }
     // --- end of sessions wiring.
 
     let (password, generated) = match &args.admin_password {
@@ -145,6 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (api, first) = Api::open(
         Arc::clone(&store),
         live_sessions.clone(),
+        index.clone(),
         options,
         &password,
     )
@@ -172,9 +195,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir,
         api.committed_node_id(),
         live_sessions.clone(),
-        store.clone(),
+        indexed,
     )
     .context("starting the SSH gateway")?;
+    gateway.set_text_sink(Arc::new(crate::indexing::IndexedText(index.clone())));
     let mut revisions = api.subscribe();
     let follower = gateway.clone();
     tokio::spawn(async move {
@@ -222,7 +246,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await
         .context("serving")?;
+    // What the index holds in memory is committed before the process ends.
+    index.sync().context("committing the search index")?;
     Ok(())
+}
+
+/// Opens the database of `data_dir` (for offline commands; the server must not be running
+/// for those that write).
+pub async fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Store> {
+    let sealer = custos_store::Sealer::new(&secrets_key(data_dir)?);
+    Store::open(&data_dir.join("custos.db"), sealer)
+        .await
+        .context("opening the database")
 }
 
 async fn shutdown_signal() {

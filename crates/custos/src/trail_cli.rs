@@ -68,9 +68,10 @@ pub struct ReplayArgs {
     /// Longest pause, in seconds, however long the recorded idle time was.
     #[arg(long)]
     idle_limit: Option<f64>,
-    /// Start at this many seconds into the session.
+    /// Start here: seconds into the session (`12.5`, the `offset` of a content search hit), or
+    /// a time (`2024-01-31T10:00:05Z`, the `time` of a hit).
     #[arg(long)]
-    at: Option<f64>,
+    at: Option<String>,
     /// Only this channel (default: every channel's output).
     #[arg(long)]
     channel: Option<u32>,
@@ -155,7 +156,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         anyhow::bail!("--speed must be a positive number");
     }
     let mut reader = open_with_keys(&args.trail, &args.keys, &[0])?;
-    let start = args.at.map(seconds_to_micros).unwrap_or(0);
+    let start = match &args.at {
+        Some(at) => start_offset(at, reader.header())?,
+        None => 0,
+    };
     if start > 0 {
         reader.seek_to(start)?;
     }
@@ -191,6 +195,34 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     Ok(())
+}
+
+/// `--at`: seconds into the session, or an absolute time converted with the session's start
+/// time from the trail header.
+fn start_offset(at: &str, header: &serde_json::Value) -> anyhow::Result<u64> {
+    if let Ok(seconds) = at.trim().parse::<f64>() {
+        if !(seconds >= 0.0 && seconds.is_finite()) {
+            anyhow::bail!("--at must not be negative");
+        }
+        return Ok(seconds_to_micros(seconds));
+    }
+    let Some(when) = custos_search::time::parse_instant(at) else {
+        anyhow::bail!("--at takes seconds into the session or an ISO 8601 time, not {at:?}");
+    };
+    let start = header["session"]["start_time"]
+        .as_str()
+        .and_then(custos_search::time::parse_instant)
+        .ok_or_else(|| {
+            anyhow::anyhow!("the trail header has no session start time; give --at in seconds")
+        })?;
+    let offset = when.micros - start.micros;
+    if offset < 0 {
+        anyhow::bail!(
+            "--at {at} is before the session started ({})",
+            custos_search::time::iso(start.micros)
+        );
+    }
+    Ok(offset as u64)
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {

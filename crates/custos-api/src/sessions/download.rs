@@ -15,7 +15,7 @@ use custos_sessions::SessionRecord;
 use tokio::io::AsyncReadExt as _;
 use tokio_util::io::ReaderStream;
 
-use super::{need, only, sees_all_sessions};
+use super::{need, only};
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Caller};
 use crate::state::Api;
@@ -47,10 +47,7 @@ pub async fn audit_trail(
 ) -> Result<Response, ApiError> {
     caller.require(AUDIT_SESSIONS, need(req))?;
     only(req, &["GET"])?;
-    if !sees_all_sessions(caller) {
-        return Err(ApiError::NotFound);
-    }
-    let record = super::audit::find_record(api, key).await?;
+    let record = super::audit::visible_record(api, caller, key).await?;
     let relative = record.trail.as_deref().ok_or(ApiError::TrailNotAvailable(
         "this session has no audit trail (nothing was recorded)",
     ))?;

@@ -46,9 +46,26 @@ impl Page {
     /// Adds `limit`, `offset`, `match_count` and the page URLs of a listing at `base` that has
     /// `total` results in all.
     pub fn add_meta(&self, base: &str, total: i64, meta: &mut Map<String, Value>) {
+        self.add_meta_with(base, total, "", "", meta);
+    }
+
+    /// [`add_meta`](Self::add_meta) for a search: the URLs carry `fields` and the parameters
+    /// that select the results (`carried`, already encoded as `&name=value…`).
+    pub fn add_meta_with(
+        &self,
+        base: &str,
+        total: i64,
+        fields: &str,
+        carried: &str,
+        meta: &mut Map<String, Value>,
+    ) {
         let Page { limit, offset } = *self;
         // SPS's page URLs name `fields` even when empty; clients follow them verbatim.
-        let url = |offset: i64| json!(format!("{base}?limit={limit}&offset={offset}&fields="));
+        let url = |offset: i64| {
+            json!(format!(
+                "{base}?limit={limit}&offset={offset}&fields={fields}{carried}"
+            ))
+        };
         let last = if total > 0 {
             ((total - 1) / limit * limit).min(MAX_OFFSET)
         } else {

@@ -53,6 +53,11 @@ pub struct Encryption {
     pub certificates: Option<Vec<EncryptionCertificate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub different_certificates_for_upstream: Option<Upstream>,
+    /// Custos extension: whether the terminal text of sessions encrypted by this policy may be
+    /// put into the search index (which is not encrypted). Absent means no: only their
+    /// metadata is searchable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_content: Option<bool>,
 }
 
 /// A certificate whose RSA key a trail's data key is wrapped to; with `four_eyes_certificate`,

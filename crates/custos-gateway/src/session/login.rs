@@ -15,6 +15,7 @@ use super::target_channels::serve_target_channels;
 use super::{ClientHandler, Connected, Relay, Upstream, lock};
 use crate::recorder::Recorder;
 use crate::target;
+use crate::transcript::Transcriber;
 use crate::upstream::{TARGET_CHANNEL_QUEUE, UpstreamHandler};
 
 /// How long the gateway waits for the target to answer.
@@ -119,10 +120,17 @@ impl Relay {
                 header,
             )
         };
+        let transcript = self
+            .ctx
+            .text_sink
+            .get()
+            .filter(|_| self.policy.evidence.indexes_content())
+            .map(|sink| Transcriber::new(key.clone(), sink.clone()));
         let (recorder, failed) = Recorder::start(
             &self.ctx.data_dir.join(&trail_name),
             &header,
             self.policy.evidence.clone(),
+            transcript,
         )
         .map_err(|e| (Verdict::Fail, format!("cannot create the audit trail: {e}")))?;
         let (live, signal) = self.ctx.live.register(lock(&self.shared.record).clone());

@@ -20,7 +20,7 @@ use crate::index::SearchIndex;
 use crate::linematch::line_matches;
 use crate::schema::{FieldKind, FieldSpec, KIND_SESSION, KIND_TEXT, lookup, sid};
 use crate::time::iso;
-use crate::translate::{QueryError, Translated, Translator, all_of, kind_is};
+use crate::translate::{QueryError, Translated, Translator, all_of, date_term, kind_is};
 
 /// Which sessions a caller may see.
 #[derive(Clone, Debug)]
@@ -139,20 +139,14 @@ impl SearchIndex {
         let time = |name: &str| fields.schema.get_field(name);
         if let (Some(start), Ok(field)) = (filter.start, time("start_time")) {
             parts.push(Box::new(RangeQuery::new(
-                RangeBound::Included(Term::from_field_date(
-                    field,
-                    DateTime::from_timestamp_micros(start),
-                )),
+                RangeBound::Included(date_term(field, start)),
                 RangeBound::Unbounded,
             )));
         }
         if let (Some(end), Ok(field)) = (filter.end, time("end_time")) {
             parts.push(Box::new(RangeQuery::new(
                 RangeBound::Unbounded,
-                RangeBound::Included(Term::from_field_date(
-                    field,
-                    DateTime::from_timestamp_micros(end),
-                )),
+                RangeBound::Included(date_term(field, end)),
             )));
         }
         parts.push(self.visibility_filter(searcher, visibility)?);

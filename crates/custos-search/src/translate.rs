@@ -308,9 +308,7 @@ impl Translator<'_> {
                         )
                     })
                 };
-                let date = |micros: i64| {
-                    Term::from_field_date(field, DateTime::from_timestamp_micros(micros))
-                };
+                let date = |micros: i64| date_term(field, micros);
                 Ok(match value {
                     // A time written to the minute means that whole minute, and so on.
                     Value::Exact(v) | Value::Phrase(v) => {
@@ -385,6 +383,15 @@ fn unreachable_any() -> Translated {
 fn content_spec() -> &'static FieldSpec {
     // The catalogue always has `content`; fall back to its first entry only to avoid a panic path.
     lookup("content").unwrap_or(&crate::schema::FIELDS[0])
+}
+
+/// The largest instant the index can hold: dates are nanoseconds in an i64 (up to 2262).
+const LATEST_MICROS: i64 = i64::MAX / 1000;
+
+/// A date term, clamped to what the index can represent (so `end=2999-01-01` means "any time").
+pub fn date_term(field: Field, micros: i64) -> Term {
+    let micros = micros.clamp(-LATEST_MICROS, LATEST_MICROS);
+    Term::from_field_date(field, DateTime::from_timestamp_micros(micros))
 }
 
 fn term(t: Term) -> Translated {

@@ -16,4 +16,5 @@ mod local_database;
 mod management_certificates;
 mod navigation;
 mod policies;
+mod search;
 mod transactions;

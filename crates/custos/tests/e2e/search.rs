@@ -181,7 +181,7 @@ async fn what_is_typed_and_shown_is_searchable_while_the_session_runs_and_replay
     );
     assert_eq!(
         keys(&search(&s.admin, "content.command:\"needle 6 7 x\"").await),
-        [key.clone()],
+        std::slice::from_ref(&key),
         "the typed command line is indexed as typed"
     );
     assert!(
@@ -212,7 +212,7 @@ async fn what_is_typed_and_shown_is_searchable_while_the_session_runs_and_replay
         found.contains(&key).then_some(found)
     })
     .await;
-    assert_eq!(ended, [key.clone()]);
+    assert_eq!(ended, std::slice::from_ref(&key));
     let without = keys(&search(&s.admin, "NOT needle42x").await);
     assert!(
         without.contains(&other) && !without.contains(&key),
@@ -220,12 +220,12 @@ async fn what_is_typed_and_shown_is_searchable_while_the_session_runs_and_replay
     );
     assert_eq!(
         keys(&search(&s.admin, "needle4*").await),
-        [key.clone()],
+        std::slice::from_ref(&key),
         "wildcards"
     );
     assert_eq!(
         keys(&search(&s.admin, "\"SECOND line\"").await),
-        [key.clone()],
+        std::slice::from_ref(&key),
         "phrases, any case"
     );
 
@@ -303,7 +303,7 @@ async fn the_listing_takes_sps_parameters_and_bad_queries_say_where() {
         .get(&format!("{SESSIONS}?q=protocol%3ASSH&sort=start_time&limit=1&fields=protocol,recording.connection_policy"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    assert_eq!(keys(&r.json), [first.clone()]);
+    assert_eq!(keys(&r.json), std::slice::from_ref(&first));
     assert_eq!(
         r.json["items"][0]["body"],
         json!({"protocol": "SSH", "recording": {"connection_policy": "prod"}})
@@ -319,7 +319,7 @@ async fn the_listing_takes_sps_parameters_and_bad_queries_say_where() {
         "{next}"
     );
     let page2 = admin.get(&next).await;
-    assert_eq!(keys(&page2.json), [second.clone()]);
+    assert_eq!(keys(&page2.json), std::slice::from_ref(&second));
     assert_eq!(page2.json["meta"]["next"], Value::Null);
     let newest = admin.get(&format!("{SESSIONS}?sort=-start_time")).await;
     assert_eq!(keys(&newest.json), [second.clone(), first.clone()]);
@@ -641,7 +641,10 @@ async fn audit_data_rules_restrict_every_session_endpoint() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     admin.commit_ok().await;
-    assert_eq!(keys(&auditor.get(SESSIONS).await.json), [lab.clone()]);
+    assert_eq!(
+        keys(&auditor.get(SESSIONS).await.json),
+        std::slice::from_ref(&lab)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,7 +696,7 @@ async fn the_index_is_rebuilt_from_the_database_and_the_trails() {
     let admin = s.server.admin().await;
     assert_eq!(
         keys(&search(&admin, "rebuilt-needle AND psm.connection_policy:prod").await),
-        [key.clone()]
+        std::slice::from_ref(&key)
     );
 
     // Killed again with the index lost: the server catches up by itself at start.
@@ -702,7 +705,7 @@ async fn the_index_is_rebuilt_from_the_database_and_the_trails() {
     s.server.restart().await;
     let admin = s.server.admin().await;
     eventually(15, "the index caught up at start", || async {
-        (keys(&search(&admin, "rebuilt-needle").await) == [key.clone()]).then_some(())
+        (keys(&search(&admin, "rebuilt-needle").await) == std::slice::from_ref(&key)).then_some(())
     })
     .await;
 }

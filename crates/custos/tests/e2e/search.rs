@@ -502,6 +502,9 @@ async fn statistics_and_histograms_count_sessions() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// Whether a user sees the `prod` and `lab` sessions; `None`: no search privilege at all.
+type Sees = Option<(bool, bool)>;
+
 /// Who sees what: the matrix of users (by their groups and the rules naming them) and every
 /// session endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +535,7 @@ async fn audit_data_rules_restrict_every_session_endpoint() {
     admin.commit_ok().await;
 
     // (user, password, sees prod, sees lab); `None`: no search privilege at all (403).
-    let users: [(&str, &str, Option<(bool, bool)>); 5] = [
+    let users: [(&str, &str, Sees); 5] = [
         ("admin", crate::harness::ADMIN_PASSWORD, Some((true, true))),
         ("chief", "Ch1ef-pass!!", Some((true, true))),
         ("auditor", "Aud1tor-pass!", Some((true, false))),

@@ -621,3 +621,88 @@ async fn a_remote_tsa_on_loopback_time_stamps_trails_and_a_failing_one_leaves_th
         "{report}"
     );
 }
+
+/// The search index is not encrypted: the text of sessions under an encrypting audit policy
+/// goes there only when the policy says so (`encryption.index_content`); their metadata is
+/// searchable either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_sessions_text_is_indexed_only_with_the_policys_consent() {
+    let s = setup().await;
+    let auditor = self_signed(&s.dir, "auditor", "rsa:2048", &[]);
+    let policy = |name: &str, consent: Option<bool>| {
+        let mut encryption = json!({
+            "enabled": true,
+            "certificates": [{"certificate": auditor.cert_pem()}],
+            "different_certificates_for_upstream": {"enabled": false},
+        });
+        if let Some(consent) = consent {
+            encryption["index_content"] = json!(consent);
+        }
+        json!({"name": name, "encryption": encryption, "signing": {"enabled": false}, "timestamping": {"enabled": false}})
+    };
+    let private = s.gateway("private", policy("no-index", None)).await;
+    let indexed = s.gateway("indexed", policy("index-ok", Some(true))).await;
+    let private_trail = s.session(private, 0).await;
+    let indexed_trail = s.session(indexed, 0).await;
+    let key = |trail: &PathBuf| trail.file_stem().unwrap().to_str().unwrap().to_string();
+    let search = |q: &str| {
+        let q = q.replace(':', "%3A").replace(' ', "%20");
+        let admin = &s.admin;
+        async move {
+            let r = admin.get(&format!("/api/audit/sessions?q={q}")).await;
+            assert_eq!(r.status, reqwest::StatusCode::OK, "{}", r.json);
+            r.json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["key"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // The text goes in within about a second of the session's end.
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = search(PRINTED).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        found,
+        [key(&indexed_trail)],
+        "only the consenting policy's text"
+    );
+    let by_policy = search("psm.connection_policy:private").await;
+    assert_eq!(
+        by_policy,
+        [key(&private_trail)],
+        "metadata is searchable regardless"
+    );
+    // The policy shows the extension only where it is set.
+    let policies = s
+        .admin
+        .get("/api/configuration/policies/audit_policies")
+        .await;
+    let mut consent = Vec::new();
+    for item in policies.json["items"].as_array().unwrap() {
+        let body = s
+            .admin
+            .get(item["meta"]["href"].as_str().unwrap())
+            .await
+            .json["body"]
+            .clone();
+        consent.push((
+            body["name"].clone(),
+            body["encryption"]["index_content"].clone(),
+        ));
+    }
+    assert!(
+        consent.contains(&(json!("index-ok"), json!(true))),
+        "{consent:?}"
+    );
+    assert!(
+        consent.contains(&(json!("no-index"), Value::Null)),
+        "{consent:?}"
+    );
+}

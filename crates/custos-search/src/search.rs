@@ -196,34 +196,17 @@ impl SearchIndex {
         };
         let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
         let name = sort.field.internal;
-        let (addresses, total): (Vec<DocAddress>, usize) = match sort.field.kind {
-            FieldKind::Time => {
-                let (docs, total) = searcher.search(
-                    query.as_ref(),
-                    &(top.order_by_fast_field::<DateTime>(name, order), Count),
-                )?;
-                (docs.into_iter().map(|(_, a)| a).collect(), total)
-            }
-            FieldKind::Number => {
-                let (docs, total) = searcher.search(
-                    query.as_ref(),
-                    &(top.order_by_fast_field::<i64>(name, order), Count),
-                )?;
-                (docs.into_iter().map(|(_, a)| a).collect(), total)
-            }
-            FieldKind::Flag => {
-                let (docs, total) = searcher.search(
-                    query.as_ref(),
-                    &(top.order_by_fast_field::<bool>(name, order), Count),
-                )?;
-                (docs.into_iter().map(|(_, a)| a).collect(), total)
-            }
+        let q = query.as_ref();
+        let (addresses, total) = match sort.field.kind {
+            FieldKind::Time => sorted(
+                &searcher,
+                q,
+                top.order_by_fast_field::<DateTime>(name, order),
+            )?,
+            FieldKind::Number => sorted(&searcher, q, top.order_by_fast_field::<i64>(name, order))?,
+            FieldKind::Flag => sorted(&searcher, q, top.order_by_fast_field::<bool>(name, order))?,
             FieldKind::Keyword | FieldKind::Identifier => {
-                let (docs, total) = searcher.search(
-                    query.as_ref(),
-                    &(top.order_by_string_fast_field(name, order), Count),
-                )?;
-                (docs.into_iter().map(|(_, a)| a).collect(), total)
+                sorted(&searcher, q, top.order_by_string_fast_field(name, order))?
             }
             FieldKind::Content(_) => return Err(bad("cannot sort by terminal text")),
         };
@@ -479,6 +462,16 @@ impl SearchIndex {
         hits.sort_by_key(|h| h.at);
         Ok(hits)
     }
+}
+
+/// The documents `top` picks (whatever its sort key) and how many match in all.
+fn sorted<K: Send + Sync + 'static>(
+    searcher: &Searcher,
+    query: &dyn tantivy::query::Query,
+    top: impl tantivy::collector::Collector<Fruit = Vec<(K, DocAddress)>>,
+) -> tantivy::Result<(Vec<DocAddress>, usize)> {
+    let (docs, total) = searcher.search(query, &(top, Count))?;
+    Ok((docs.into_iter().map(|(_, a)| a).collect(), total))
 }
 
 /// Fields whose values can be counted.

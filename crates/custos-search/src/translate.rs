@@ -93,71 +93,64 @@ impl Translator<'_> {
 
     /// The query over session documents (the caller adds `kind = session`).
     pub fn sessions(&self, query: &Query) -> Result<Translated, QueryError> {
-        Ok(match query {
-            Query::All => boxed(AllQuery),
-            Query::And(items) => all_of(
-                items
-                    .iter()
-                    .map(|q| self.sessions(q))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Query::Or(items) => boxed(BooleanQuery::new(
-                items
-                    .iter()
-                    .map(|q| Ok((Occur::Should, self.sessions(q)?)))
-                    .collect::<Result<_, QueryError>>()?,
-            )),
-            Query::Not(inner) => all_but(self.sessions(inner)?),
-            Query::Term { field, value } => {
-                let spec = match field {
-                    Some(name) => self.spec(name)?,
-                    None => content_spec(),
-                };
-                match spec.kind {
-                    FieldKind::Content(which) => {
-                        let text = self.content_term(field.as_deref(), which, value)?;
-                        self.sessions_with_text(text)?
-                    }
-                    _ => self.metadata_term(spec, field.as_deref(), value)?,
+        self.boolean(query, boxed(AllQuery), &|this, field, value| {
+            let spec = this.term_spec(field)?;
+            match spec.kind {
+                FieldKind::Content(which) => {
+                    let text = this.content_term(field, which, value)?;
+                    this.sessions_with_text(text)
                 }
+                _ => this.metadata_term(spec, field, value),
             }
         })
     }
 
     /// The query over one session's text documents: content conditions only.
     pub fn text(&self, query: &Query) -> Result<Translated, QueryError> {
-        Ok(match query {
-            Query::All => kind_is(self.fields, KIND_TEXT),
-            Query::And(items) => all_of(
-                items
-                    .iter()
-                    .map(|q| self.text(q))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Query::Or(items) => boxed(BooleanQuery::new(
-                items
-                    .iter()
-                    .map(|q| Ok((Occur::Should, self.text(q)?)))
-                    .collect::<Result<_, QueryError>>()?,
-            )),
-            Query::Not(inner) => all_but(self.text(inner)?),
-            Query::Term { field, value } => {
-                let spec = match field {
-                    Some(name) => self.spec(name)?,
-                    None => content_spec(),
-                };
-                let FieldKind::Content(which) = spec.kind else {
-                    return Err(self.error(
-                        field.as_deref(),
-                        format!(
-                            "'{}' is session metadata; the content of one session can only be searched for text (words, \"phrases\", wild*cards, content.screen:, content.command:)",
-                            spec.name
-                        ),
-                    ));
-                };
-                self.content_term(field.as_deref(), which, value)?
-            }
+        self.boolean(query, kind_is(self.fields, KIND_TEXT), &|this, field, value| {
+            let spec = this.term_spec(field)?;
+            let FieldKind::Content(which) = spec.kind else {
+                return Err(this.error(
+                    field,
+                    format!(
+                        "'{}' is session metadata; the content of one session can only be searched for text (words, \"phrases\", wild*cards, content.screen:, content.command:)",
+                        spec.name
+                    ),
+                ));
+            };
+            this.content_term(field, which, value)
         })
+    }
+
+    /// The boolean structure of `query`, with `all` for `*` and `leaf` for each term.
+    fn boolean(
+        &self,
+        query: &Query,
+        all: Translated,
+        leaf: &dyn Fn(&Self, Option<&str>, &Value) -> Result<Translated, QueryError>,
+    ) -> Result<Translated, QueryError> {
+        let each = |items: &[Query], occur: Occur| -> Result<Translated, QueryError> {
+            let parts = items
+                .iter()
+                .map(|q| Ok((occur, self.boolean(q, all.box_clone(), leaf)?)))
+                .collect::<Result<_, QueryError>>()?;
+            Ok(boxed(BooleanQuery::new(parts)))
+        };
+        match query {
+            Query::All => Ok(all),
+            Query::And(items) => each(items, Occur::Must),
+            Query::Or(items) => each(items, Occur::Should),
+            Query::Not(inner) => Ok(all_but(self.boolean(inner, all.box_clone(), leaf)?)),
+            Query::Term { field, value } => leaf(self, field.as_deref(), value),
+        }
+    }
+
+    /// The field a term names; no field means the terminal text.
+    fn term_spec(&self, field: Option<&str>) -> Result<&'static FieldSpec, QueryError> {
+        match field {
+            Some(name) => self.spec(name),
+            None => Ok(content_spec()),
+        }
     }
 
     /// Sessions having a text document that matches `text`.

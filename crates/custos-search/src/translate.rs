@@ -36,6 +36,9 @@ pub struct QueryError {
 
 pub type Translated = Box<dyn TantivyQuery>;
 
+/// How one term (field, value) becomes a query.
+type Leaf<'a> = dyn Fn(&Translator<'a>, Option<&str>, &Value) -> Result<Translated, QueryError>;
+
 pub struct Translator<'a> {
     pub fields: &'a Fields,
     pub searcher: &'a Searcher,
@@ -127,7 +130,7 @@ impl Translator<'_> {
         &self,
         query: &Query,
         all: Translated,
-        leaf: &dyn Fn(&Self, Option<&str>, &Value) -> Result<Translated, QueryError>,
+        leaf: &Leaf<'_>,
     ) -> Result<Translated, QueryError> {
         let each = |items: &[Query], occur: Occur| -> Result<Translated, QueryError> {
             let parts = items

@@ -37,7 +37,7 @@ pub struct QueryError {
 pub type Translated = Box<dyn TantivyQuery>;
 
 /// How one term (field, value) becomes a query.
-type Leaf<'a> = dyn Fn(&Translator<'a>, Option<&str>, &Value) -> Result<Translated, QueryError>;
+type Leaf<T> = dyn Fn(&T, Option<&str>, &Value) -> Result<Translated, QueryError>;
 
 pub struct Translator<'a> {
     pub fields: &'a Fields,
@@ -130,7 +130,7 @@ impl Translator<'_> {
         &self,
         query: &Query,
         all: Translated,
-        leaf: &Leaf<'_>,
+        leaf: &Leaf<Self>,
     ) -> Result<Translated, QueryError> {
         let each = |items: &[Query], occur: Occur| -> Result<Translated, QueryError> {
             let parts = items

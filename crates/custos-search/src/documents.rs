@@ -7,9 +7,10 @@ use tantivy::{DateTime, TantivyDocument};
 
 use crate::schema::{Fields, KIND_SESSION, KIND_TEXT, sid};
 
-/// Text documents hold about this much text: big enough that 10 GB of terminal output is a few
-/// million documents, small enough that a hit points near its line.
-pub const TEXT_DOCUMENT_BYTES: usize = 4096;
+/// Text documents hold up to this much text. A content condition visits every document holding
+/// a word, so fewer, larger documents keep common words cheap (10 GB of text is about 330,000
+/// documents); hits still point at their own line (see `lines`).
+pub const TEXT_DOCUMENT_BYTES: usize = 32 * 1024;
 
 /// The session document of `record`. `now_micros` stands in for the end of an active session
 /// when computing its duration.
@@ -85,8 +86,12 @@ pub struct TextPacker {
 #[derive(Default)]
 struct Pending {
     at: u64,
+    /// The time of the last line added.
+    last: u64,
+    /// Lines joined by `\n` (lines never contain one).
     text: String,
-    /// (byte offset in `text`, microseconds after `at`) per line.
+    /// Per line, its time after the previous line's (the first: after `at`), in microseconds,
+    /// as LEB128 varints: one or two bytes for most lines.
     lines: Vec<u8>,
 }
 
@@ -98,14 +103,26 @@ impl Pending {
     fn push(&mut self, chunk: &TextChunk) {
         if self.is_empty() {
             self.at = chunk.at;
+            self.last = chunk.at;
         } else {
             self.text.push('\n');
         }
-        let offset = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
-        let delta = u32::try_from(chunk.at.saturating_sub(self.at)).unwrap_or(u32::MAX);
-        self.lines.extend_from_slice(&offset.to_le_bytes());
-        self.lines.extend_from_slice(&delta.to_le_bytes());
-        self.text.push_str(&chunk.text);
+        let mut delta = chunk.at.saturating_sub(self.last);
+        self.last = self.last.max(chunk.at);
+        loop {
+            let byte = (delta & 0x7f) as u8;
+            delta >>= 7;
+            if delta == 0 {
+                self.lines.push(byte);
+                break;
+            }
+            self.lines.push(byte | 0x80);
+        }
+        if chunk.text.contains('\n') {
+            self.text.push_str(&chunk.text.replace('\n', " "));
+        } else {
+            self.text.push_str(&chunk.text);
+        }
     }
 
     fn take(&mut self, fields: &Fields, field: Field, sid: u64) -> Option<TantivyDocument> {
@@ -134,11 +151,8 @@ impl TextPacker {
             TextKind::Screen => (&mut self.screen, fields.screen),
             TextKind::Command => (&mut self.command, fields.command),
         };
-        // A line far later than the document's first would blur its time; start a new one.
-        let stale =
-            !pending.is_empty() && chunk.at.saturating_sub(pending.at) > u64::from(u32::MAX);
         let full = pending.text.len() + chunk.text.len() > TEXT_DOCUMENT_BYTES;
-        let done = if stale || full {
+        let done = if full {
             pending.take(fields, field, sid)
         } else {
             None
@@ -157,25 +171,25 @@ impl TextPacker {
 
 /// The lines of a stored text document: (text, microseconds since the session start).
 pub fn lines_of(text: &str, at: i64, packed: &[u8]) -> Vec<(String, i64)> {
-    let mut starts: Vec<(usize, i64)> = packed
-        .chunks_exact(8)
-        .map(|pair| {
-            let offset = u32::from_le_bytes([pair[0], pair[1], pair[2], pair[3]]);
-            let delta = u32::from_le_bytes([pair[4], pair[5], pair[6], pair[7]]);
-            (offset as usize, at.saturating_add(i64::from(delta)))
+    let mut deltas = packed.iter();
+    let mut time = at;
+    text.split('\n')
+        .map(|line| {
+            let mut delta: u64 = 0;
+            let mut shift = 0;
+            for &byte in deltas.by_ref() {
+                if shift < 64 {
+                    delta |= u64::from(byte & 0x7f) << shift;
+                }
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            time = time.saturating_add(i64::try_from(delta).unwrap_or(i64::MAX));
+            (line.to_string(), time)
         })
-        .collect();
-    if starts.is_empty() {
-        starts.push((0, at));
-    }
-    let mut out = Vec::with_capacity(starts.len());
-    for (i, &(start, time)) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(text.len(), |&(next, _)| next);
-        if let Some(line) = text.get(start..end) {
-            out.push((line.trim_end_matches('\n').to_string(), time));
-        }
-    }
-    out
+        .collect()
 }
 
 #[cfg(test)]
@@ -226,18 +240,37 @@ mod tests {
             [("$ ls".to_string(), 10), ("a b".to_string(), 35)]
         );
         assert!(packer.flush(&fields, 7).is_empty(), "flushed once");
+        // Long gaps and many lines keep their times exactly.
+        let times = [5u64, 5, 6, 200, 1 << 40, (1 << 40) + 3];
+        for &t in &times {
+            packer.push(&fields, 7, &chunk(t, TextKind::Command, "c"));
+        }
+        let doc = &packer.flush(&fields, 7)[0];
+        let text = doc
+            .get_first(fields.command)
+            .and_then(|v| v.as_str())
+            .unwrap();
+        let packed = doc
+            .get_first(fields.lines)
+            .and_then(|v| v.as_bytes())
+            .unwrap();
+        let got: Vec<i64> = lines_of(text, 5, packed)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(got, times.map(|t| t as i64));
     }
 
     #[test]
     fn a_full_document_is_handed_out_and_the_line_starts_the_next() {
         let fields = Fields::build();
         let mut packer = TextPacker::default();
-        let line = "x".repeat(1000);
+        let line = "x".repeat(8000);
         let mut done = Vec::new();
         for i in 0..10 {
             done.extend(packer.push(&fields, 1, &chunk(i, TextKind::Screen, &line)));
         }
         done.extend(packer.flush(&fields, 1));
-        assert_eq!(done.len(), 3, "4 + 4 + 2 lines of 1000 bytes");
+        assert_eq!(done.len(), 3, "4 + 4 + 2 lines of 8000 bytes");
     }
 }

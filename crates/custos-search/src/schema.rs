@@ -22,7 +22,7 @@ use tantivy::tokenizer::{
 };
 
 /// Bumped whenever documents change shape: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Keywords: the whole value, lower-cased (keyword matching is case-insensitive).
 pub const KEYWORD_TOKENIZER: &str = "custos_keyword";

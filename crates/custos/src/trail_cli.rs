@@ -215,14 +215,16 @@ fn start_offset(at: &str, header: &serde_json::Value) -> anyhow::Result<u64> {
         .ok_or_else(|| {
             anyhow::anyhow!("the trail header has no session start time; give --at in seconds")
         })?;
-    let offset = when.micros - start.micros;
-    if offset < 0 {
+    // Both times are printed to the millisecond (the hit's and the header's start): step back by
+    // the start's precision so that rounding never seeks past the moment asked for.
+    if when.micros < start.micros {
         anyhow::bail!(
             "--at {at} is before the session started ({})",
             custos_search::time::iso(start.micros)
         );
     }
-    Ok(offset as u64)
+    let offset = when.micros - start.micros - start.span;
+    Ok(u64::try_from(offset).unwrap_or(0))
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {

@@ -116,6 +116,9 @@ impl Context {
                 },
             };
             shared.note(verdict, why.clone());
+            // Release a relay waiting for the target's window first: its connection is about
+            // to go, and the client's session loop must be free to process the disconnect.
+            shared.closing.send_replace(true);
             let key = shared
                 .record
                 .lock()
@@ -435,6 +438,7 @@ async fn serve_connection(
     let shared = Arc::new(Shared {
         record: Mutex::new(record),
         connected: Mutex::new(None),
+        closing: watch::channel(false).0,
     });
     let handler = ClientHandler::new(ctx.clone(), policy, peer, shared.clone());
     match server::run_stream(ctx.server_config.clone(), stream, handler).await {

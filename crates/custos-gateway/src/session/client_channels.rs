@@ -47,8 +47,13 @@ impl Relay {
         if recorder.has_failed() {
             return false;
         }
-        // Waits for the target's window: back-pressure reaches the client through russh.
-        up.data_bytes(bytes).await.is_ok()
+        // Waits for the target's window: back-pressure reaches the client through russh. Unless
+        // the session is being closed: then the window may never come.
+        let mut closing = self.shared.closing.subscribe();
+        tokio::select! {
+            sent = up.data_bytes(bytes) => sent.is_ok(),
+            _ = closing.wait_for(|closing| *closing) => false,
+        }
     }
 
     pub(super) async fn eof(&self, id: ChannelId) -> bool {

@@ -54,6 +54,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Shared {
     pub record: Mutex<SessionRecord>,
     pub connected: Mutex<Option<Connected>>,
+    /// Set when the gateway closes the session (termination, trail failure): relays stop
+    /// waiting for a target that will never open its window again.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Connected {

@@ -171,32 +171,10 @@ fn clock_of_day(clock: &str) -> Option<(i64, i64)> {
     Some((micros, span))
 }
 
-/// Unix microseconds as `2024-01-31T10:00:00.000Z` (SPS's rendering of times).
+/// Unix microseconds as `2024-01-31T10:00:00.000Z`, as session records render times (the
+/// same renderer); empty beyond the representable range.
 pub fn iso(micros: i64) -> String {
-    let days = micros.div_euclid(86_400 * MICROS_PER_SECOND);
-    let in_day = micros.rem_euclid(86_400 * MICROS_PER_SECOND);
-    let (year, month, day) = civil_from_days(days);
-    let seconds = in_day / MICROS_PER_SECOND;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60,
-        in_day % MICROS_PER_SECOND / 1000
-    )
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    custos_sessions::iso_time(micros).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -89,13 +89,17 @@ pub fn new_session_key() -> String {
         .collect()
 }
 
-fn iso(micros: i64) -> Value {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000);
-    let Ok(at) = at else { return Value::Null };
+/// Unix microseconds as SPS renders times (`2019-11-25T23:59:28.000Z`); `None` out of range.
+pub fn iso_time(micros: i64) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).ok()?;
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    at.format(&format).map_or(Value::Null, Value::String)
+    at.format(&format).ok()
+}
+
+fn iso(micros: i64) -> Value {
+    iso_time(micros).map_or(Value::Null, Value::String)
 }
 
 fn endpoint(e: &Endpoint) -> Value {

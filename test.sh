@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
 # Real peers the tests use, as "command:Debian package".
 need=()
-for pair in openssl:openssl ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server curl:curl asciinema:asciinema script:bsdutils xauth:xauth /usr/bin/python3:python3; do
+for pair in openssl:openssl ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server curl:curl asciinema:asciinema script:bsdutils xauth:xauth /usr/bin/python3:python3 /usr/sbin/smbd:samba smbclient:smbclient rsync:rsync ip:iproute2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -365,6 +365,7 @@ impl<'a> Records<'a> {
             has_accepted_channel: accepted,
             trail: accepted.then(|| format!("trails/{key}.trail")),
             archived: start < YEAR_START + 90 * DAY && rng.random_bool(0.3),
+            archive: None,
         };
         let session = Session {
             key,

@@ -58,6 +58,11 @@ pub enum ApiError {
     /// The session exists but its audit trail cannot be served (none recorded, archived, or
     /// the file is gone); says why. SPS clients see the usual `NotFound` type.
     TrailNotAvailable(&'static str),
+    /// The trail is archived but its archive cannot be read now (unreachable, refused, or its
+    /// policy changed); says why. 503: trying again later may work.
+    ArchiveUnavailable(String),
+    /// A part of the server this request needs is not running on this node.
+    Unavailable(&'static str),
     /// The server failed; details go to the log, not to the client.
     Internal(String),
 }
@@ -95,6 +100,9 @@ impl ApiError {
             ApiError::Internal(_) | ApiError::SessionTerminationFailed { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ApiError::ArchiveUnavailable(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -117,6 +125,8 @@ impl ApiError {
             ApiError::SessionCouldNotBeFound { .. } => "SessionCouldNotBeFound",
             ApiError::SessionTerminationFailed { .. } => "SessionTerminationFailed",
             ApiError::Internal(_) => "InternalError",
+            ApiError::ArchiveUnavailable(_) => "ArchiveUnavailable",
+            ApiError::Unavailable(_) => "ServiceUnavailable",
         }
     }
 
@@ -145,6 +155,8 @@ impl ApiError {
             ApiError::SessionCouldNotBeFound { .. } => "No session could be found for the given session ID. List the ongoing sessions with GET /api/active-sessions and give one's session ID as the \"id\" query parameter.".into(),
             ApiError::SessionTerminationFailed { .. } => "The session could not be terminated due to internal errors; the reason is in the server's log.".into(),
             ApiError::Internal(_) => "The server failed to complete the request; the reason is in its log.".into(),
+            ApiError::ArchiveUnavailable(reason) => format!("The audit trail is archived, but the archive cannot be read now: {reason}."),
+            ApiError::Unavailable(what) => format!("{what} is not running on this node."),
         }
     }
 

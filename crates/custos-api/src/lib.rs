@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error;
 pub mod login;
 pub mod request;
+pub mod retention;
 pub mod services;
 pub mod sessions;
 pub mod state;
@@ -335,6 +336,9 @@ async fn route(
         return services::changelog(api, req, caller).await;
     }
     if let Some(reply) = sessions::route(api, req, caller).await {
+        return reply;
+    }
+    if let Some(reply) = retention::route(api, req, caller).await {
         return reply;
     }
     let target = tree().resolve(path).ok_or(ApiError::NotFound)?;

@@ -64,6 +64,8 @@ pub struct Api {
     pub(crate) verified: Mutex<HashMap<[u8; 32], (i64, Instant)>>,
     pub(crate) cache_key: [u8; 64],
     pub(crate) options: ApiOptions,
+    /// The archive/cleanup engine, attached by the binary once it runs.
+    pub(crate) retention: std::sync::OnceLock<Arc<custos_retention::Retention>>,
 }
 
 impl Api {
@@ -93,7 +95,13 @@ impl Api {
                 key
             },
             options,
+            retention: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hands the API the archive/cleanup engine (once; later calls are ignored).
+    pub fn attach_retention(&self, engine: Arc<custos_retention::Retention>) {
+        let _ = self.retention.set(engine);
     }
 
     pub fn committed(&self) -> Arc<Snapshot> {

@@ -28,6 +28,10 @@ use crate::schema::{Schema, Typed};
 pub const AUDIT_SESSIONS: &str = "/api/audit/sessions";
 /// Sessions in progress: listed, and terminated with `DELETE ?id=<session id>` (seed 000).
 pub const ACTIVE_SESSIONS: &str = "/api/active-sessions";
+/// Runs every archive/cleanup policy now (POST only).
+pub const CLEANUP_NOW: &str = "/api/cleanup/cleanup_now";
+/// Custos: the history of archive, cleanup and backup jobs (`…/jobs/<id>` for one).
+pub const RETENTION_JOBS: &str = "/api/cleanup/jobs";
 
 /// How keys of new collection members are made (SPS uses several styles, see the API notes §2.6).
 #[derive(Clone, Copy, Debug)]
@@ -271,6 +275,10 @@ fn build() -> Tree {
         service(AUDIT_SESSIONS, Object(object::SEARCH)),
         // Read lists, write terminates: SPS demands read and write on /special/active_sessions.
         service(ACTIVE_SESSIONS, Object(object::ACTIVE_SESSIONS)),
+        // Archiving and cleanup act on the policies' data: the policies privilege.
+        dir("/api/cleanup", Object(object::POLICIES), false),
+        service(CLEANUP_NOW, Object(object::POLICIES)),
+        service(RETENTION_JOBS, Object(object::POLICIES)),
         dir("/api/acl", Object(object::AUTH), false),
         collection(
             AUDIT_DATA,

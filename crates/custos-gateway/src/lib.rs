@@ -434,6 +434,7 @@ async fn serve_connection(
         has_accepted_channel: false,
         trail: None,
         archived: false,
+        archive: None,
     };
     let shared = Arc::new(Shared {
         record: Mutex::new(record),

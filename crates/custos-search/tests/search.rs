@@ -49,6 +49,7 @@ fn record(
         has_accepted_channel: true,
         trail: None,
         archived: false,
+        archive: None,
     }
 }
 

@@ -8,7 +8,7 @@ mod live;
 mod record;
 
 pub use live::{LiveHandle, LiveSessions, TerminateError, TerminateSignal};
-pub use record::{Endpoint, SessionRecord, Verdict, iso_time, new_session_key};
+pub use record::{Endpoint, SessionRecord, TrailArchive, Verdict, iso_time, new_session_key};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -177,6 +177,7 @@ mod tests {
             has_accepted_channel: false,
             trail: None,
             archived: false,
+            archive: None,
         }
     }
 

@@ -78,6 +78,70 @@ pub struct SessionRecord {
     /// The trail file, relative to the data directory.
     pub trail: Option<String>,
     pub archived: bool,
+    /// Where an archive/cleanup policy put the trail (or that it deleted it); `None` while
+    /// the trail is in the data directory. Absent in records written before issue 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<TrailArchive>,
+}
+
+/// What an archive/cleanup policy did with a session's trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailArchive {
+    /// Name and key of the policy that moved (or deleted) the trail.
+    pub policy: String,
+    pub policy_id: String,
+    /// `smb` or `nfs` (archived, downloadable while the target is reachable), or `none`
+    /// (deleted for good).
+    pub target: String,
+    /// The target's server (`smb`, `nfs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The SMB share (with its directory path), or the NFS export path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    /// The file below the share or export, `/`-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Length and BLAKE3 digest of the trail, as read back from the target before the local
+    /// copy was deleted.
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    /// When it was archived or deleted (Unix microseconds).
+    pub time: i64,
+}
+
+impl TrailArchive {
+    /// Whether the trail still exists somewhere (`none` deletes it).
+    pub fn is_archived(&self) -> bool {
+        self.target != "none"
+    }
+
+    /// `smb://server/share/path` or `nfs://server/export/path`, for people and logs.
+    pub fn location(&self) -> Option<String> {
+        let server = self.server.as_deref()?;
+        let mut out = format!("{}://{server}", self.target);
+        for part in [self.share.as_deref(), self.path.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            out.push('/');
+            out.push_str(part.trim_start_matches('/'));
+        }
+        Some(out)
+    }
+
+    fn to_sps(&self) -> Value {
+        json!({
+            "policy": self.policy,
+            "policy_id": self.policy_id,
+            "type": self.target,
+            "location": self.location(),
+            "size": self.size,
+            "blake3": self.blake3,
+            "time": iso(self.time),
+        })
+    }
 }
 
 /// A fresh 22-character key (131 random bits, base62), as SPS's session keys look.
@@ -112,6 +176,12 @@ impl SessionRecord {
         (self.end_time.unwrap_or(now_micros) - self.start_time).max(0) / 1_000_000
     }
 
+    /// Whether the trail can be downloaded: it was recorded and not deleted by a cleanup
+    /// policy (an archived trail is served from the archive).
+    pub fn downloadable(&self) -> bool {
+        self.trail.is_some() && self.archive.as_ref().is_none_or(TrailArchive::is_archived)
+    }
+
     /// The body of `GET /api/audit/sessions/<key>`, in SPS's field layout.
     pub fn to_sps_body(&self, now_micros: i64) -> Value {
         let server = self.server.as_ref().map(|s| {
@@ -138,7 +208,7 @@ impl SessionRecord {
             "duration": self.duration(now_micros),
             "verdict": self.verdict.as_str(),
             "node_id": self.node_id,
-            "trail_download_link": self.trail.as_ref().map(|_| format!("{href}/audit_trail")),
+            "trail_download_link": self.downloadable().then(|| format!("{href}/audit_trail")),
             "analytics": {"interesting_events": [], "scripted": false, "similar_sessions": [], "tags": []},
             "recording": {
                 "archived": self.archived,
@@ -154,8 +224,11 @@ impl SessionRecord {
                 "target": self.server.as_ref().map(endpoint),
                 "gateway": endpoint(&self.gateway),
                 "audit_trail": {
-                    "archive": null,
-                    "download": self.trail.as_ref().map(|_| json!({"href": format!("{href}/audit_trail")})),
+                    "archive": self.archive.as_ref().filter(|a| a.is_archived()).map(TrailArchive::to_sps),
+                    "deleted": self.archive.as_ref().filter(|a| !a.is_archived()).map(|a| json!({
+                        "policy": a.policy, "policy_id": a.policy_id, "time": iso(a.time),
+                    })),
+                    "download": self.downloadable().then(|| json!({"href": format!("{href}/audit_trail")})),
                 },
             },
         })
@@ -199,6 +272,7 @@ mod tests {
             has_accepted_channel: true,
             trail: Some("trails/x.trail".into()),
             archived: false,
+            archive: None,
         }
     }
 

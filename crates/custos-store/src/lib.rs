@@ -19,8 +19,10 @@ use custos_config::document::{Document, Stored};
 use serde_json::Value;
 use sqlx::Row;
 
+mod retention;
 mod sealing;
 mod sessions;
+pub use retention::{INTERRUPTED, JobRow, JournalEntry};
 pub use sealing::{KEY_LEN, Sealer};
 pub use sessions::STALE_REASON;
 use sqlx::sqlite::{
@@ -106,7 +108,11 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        for statement in SCHEMA.iter().chain(sessions::SCHEMA) {
+        for statement in SCHEMA
+            .iter()
+            .chain(sessions::SCHEMA)
+            .chain(retention::SCHEMA)
+        {
             sqlx::query(*statement).execute(&pool).await?;
         }
         sessions::migrate(&pool).await?;

@@ -45,7 +45,7 @@ pub(crate) async fn migrate(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
 /// Why sessions found active at startup ended: the process that ran them is gone.
 pub const STALE_REASON: &str = "gateway stopped";
 
-fn parse(key: &str, text: &str) -> Result<SessionRecord, StoreError> {
+pub(crate) fn parse(key: &str, text: &str) -> Result<SessionRecord, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("session {key}: {e}")))
 }
 
@@ -274,6 +274,7 @@ mod tests {
             has_accepted_channel: false,
             trail: None,
             archived: false,
+            archive: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! installs them. Nothing here is a mock: these are the programs administrators use.
 
 pub mod pki;
+pub mod samba;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,14 @@ pub struct ServeArgs {
     /// instead of answering 409 NoTransaction.
     #[arg(long)]
     auto_open_transaction: bool,
+    /// Where this host mounts the NFS exports that archive policies name: the export
+    /// `server:/path` must be mounted at `<dir>/<server>/path`.
+    #[arg(long, env = "CUSTOS_NFS_MOUNT_ROOT", default_value = "/mnt/custos-nfs")]
+    nfs_mount_root: std::path::PathBuf,
+    /// Accept an NFS target directory that is not a mount point (files would land on the
+    /// local file system if the export is not mounted; for tests and bind-mounted setups).
+    #[arg(long)]
+    nfs_allow_unmounted: bool,
 }
 
 fn read_kernel_name(file: &str) -> String {
@@ -191,6 +199,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // The SSH gateway follows the committed configuration: every commit reconciles its
     // listeners (sessions in progress keep the policy they started with).
+    let retention = start_retention(&args, &api, &store, indexed.clone()).await?;
     let gateway = custos_gateway::Gateway::new(
         data_dir,
         api.committed_node_id(),
@@ -204,6 +213,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(async move {
         loop {
             let snapshot = revisions.borrow_and_update().clone();
+            retention.apply(snapshot.doc.clone());
             follower.apply(&snapshot.doc).await;
             if revisions.changed().await.is_err() {
                 break;
@@ -249,6 +259,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // What the index holds in memory is committed before the process ends.
     index.sync().context("committing the search index")?;
     Ok(())
+}
+
+/// The archive/cleanup engine: attached to the API, scheduled, and resuming at once whatever
+/// moves a previous run left unfinished.
+async fn start_retention(
+    args: &ServeArgs,
+    api: &Arc<Api>,
+    store: &Arc<Store>,
+    records: Arc<dyn custos_sessions::SessionStore>,
+) -> anyhow::Result<Arc<custos_retention::Retention>> {
+    let nfs = custos_retention::NfsMounts {
+        root: args.nfs_mount_root.clone(),
+        require_mount: !args.nfs_allow_unmounted,
+    };
+    let mut options =
+        custos_retention::Options::new(args.data.data_dir.clone(), api.committed_node_id(), nfs);
+    // Fault injection for the crash tests: `<phase>:<milliseconds>`.
+    options.fault_pause = std::env::var("CUSTOS_FAULT_ARCHIVE_PAUSE")
+        .ok()
+        .and_then(|v| {
+            let (phase, ms) = v.split_once(':')?;
+            Some((phase.to_string(), Duration::from_millis(ms.parse().ok()?)))
+        });
+    let retention = custos_retention::Retention::open(
+        Arc::clone(store),
+        records,
+        options,
+        api.committed().doc.clone(),
+    )
+    .await
+    .context("starting the archive engine")?;
+    api.attach_retention(Arc::clone(&retention));
+    retention.spawn_scheduler();
+    let resuming = Arc::clone(&retention);
+    tokio::spawn(async move {
+        if let Err(e) = resuming.resume().await {
+            tracing::error!(error = %e, "cannot resume unfinished archive moves");
+        }
+    });
+    Ok(retention)
 }
 
 /// Opens the database of `data_dir` (for offline commands; the server must not be running

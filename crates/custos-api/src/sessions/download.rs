@@ -2,8 +2,10 @@
 //! §8.3, §13 item 20: exactly 200 with `application/octet-stream`).
 //!
 //! The file is streamed from disk in chunks, so a multi-gigabyte trail costs no more memory than
-//! a small one. A session in progress gets what its recorder has written so far. Archived trails
-//! (issue 7) are not served yet: they answer 404 like a missing file.
+//! a small one. A session in progress gets what its recorder has written so far. An archived
+//! trail is read from its archive while that is reachable (503 `ArchiveUnavailable` when not),
+//! and checked against the digest taken when it was archived as it is sent; a trail deleted by
+//! a cleanup policy answers 404 saying so.
 
 use std::path::{Component, Path};
 
@@ -12,6 +14,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use custos_config::tree::AUDIT_SESSIONS;
 use custos_sessions::SessionRecord;
+use std::io::Read as _;
+
 use tokio::io::AsyncReadExt as _;
 use tokio_util::io::ReaderStream;
 
@@ -51,10 +55,13 @@ pub async fn audit_trail(
     let relative = record.trail.as_deref().ok_or(ApiError::TrailNotAvailable(
         "this session has no audit trail (nothing was recorded)",
     ))?;
-    if record.archived {
-        return Err(ApiError::TrailNotAvailable(
-            "the audit trail has been archived; downloading archived trails is not supported yet",
-        ));
+    if let Some(archive) = &record.archive {
+        if !archive.is_archived() {
+            return Err(ApiError::TrailNotAvailable(
+                "the audit trail was deleted by its archive/cleanup policy",
+            ));
+        }
+        return archived(api, req, caller, &record).await;
     }
     let missing = || {
         ApiError::TrailNotAvailable(
@@ -100,7 +107,7 @@ pub async fn audit_trail(
     }
 
     let name = file_name(relative, key);
-    let mut response = if record.active {
+    let response = if record.active {
         // Still being written: send whatever the file holds until its end when read, with no
         // promised length (the recorder may append, or rewrite its partial last block).
         Response::new(Body::from_stream(ReaderStream::with_capacity(file, CHUNK)))
@@ -115,6 +122,11 @@ pub async fn audit_trail(
             .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
         response
     };
+    Ok(attachment(response, &name))
+}
+
+/// Status and headers of a trail download.
+fn attachment(mut response: Response, name: &str) -> Response {
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
@@ -126,7 +138,85 @@ pub async fn audit_trail(
     }
     // Recorded sessions are sensitive: no shared or browser cache may keep a copy.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
+}
+
+/// Serves an archived trail from its archive. The bytes are hashed as they go; if they do not
+/// match what was verified at archiving, the transfer is aborted (the client sees a failed
+/// download, never a silently different file) and the mismatch is logged as an event.
+async fn archived(
+    api: &Api,
+    req: &ApiRequest,
+    caller: &Caller,
+    record: &SessionRecord,
+) -> Result<Response, ApiError> {
+    let engine = api
+        .retention
+        .get()
+        .ok_or(ApiError::Unavailable("The retention engine"))?;
+    let (mut reader, archive) = engine.open_archived(record).await.map_err(|e| match e {
+        custos_retention::RetentionError::Store(e) => ApiError::Internal(e.to_string()),
+        other => ApiError::ArchiveUnavailable(other.to_string()),
+    })?;
+    if should_log(api, record) {
+        tracing::info!(
+            target: "custos::audit",
+            user = %caller.login.user,
+            session = %record.session_id,
+            key = %record.key,
+            archive = %archive.location().unwrap_or_default(),
+            bytes = archive.size,
+            address = %req.peer,
+            "archived audit trail downloaded"
+        );
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let (expected_size, expected_digest) = (archive.size, archive.blake3.clone());
+    let location = archive.location().unwrap_or_default();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        // The last chunk is held back until the digest is known: with the length announced,
+        // the client would otherwise have every byte before it could learn of a mismatch.
+        let mut held: Option<bytes::Bytes> = None;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            buf.truncate(n);
+            hasher.update(&buf);
+            size += n as u64;
+            if let Some(chunk) = held.replace(bytes::Bytes::from(buf))
+                && tx.blocking_send(Ok(chunk)).is_err()
+            {
+                return; // the client went away
+            }
+        }
+        let digest = hasher.finalize().to_hex().to_string();
+        if size != expected_size || expected_digest.as_deref().is_some_and(|d| d != digest) {
+            tracing::error!(target: "custos::events", archive = %location, size, expected_size, "an archived trail no longer matches what was verified when it was archived");
+            let _ = tx.blocking_send(Err(std::io::Error::other(
+                "the archived trail does not match its digest",
+            )));
+        } else if let Some(chunk) = held {
+            let _ = tx.blocking_send(Ok(chunk));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(archive.size));
+    let relative = record.trail.as_deref().unwrap_or_default();
+    Ok(attachment(response, &file_name(relative, &record.key)))
 }
 
 /// Whether the session's connection policy asks for downloads to be logged. A policy that no

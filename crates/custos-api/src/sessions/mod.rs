@@ -60,7 +60,7 @@ pub async fn route(
 }
 
 /// Reading needs read, anything else write (as in the tree engine).
-fn need(req: &ApiRequest) -> Permission {
+pub(crate) fn need(req: &ApiRequest) -> Permission {
     if req.method == Method::GET {
         Permission::Read
     } else {
@@ -68,7 +68,7 @@ fn need(req: &ApiRequest) -> Permission {
     }
 }
 
-fn only(req: &ApiRequest, allowed: &'static [&'static str]) -> Result<(), ApiError> {
+pub(crate) fn only(req: &ApiRequest, allowed: &'static [&'static str]) -> Result<(), ApiError> {
     if allowed.contains(&req.method.as_str()) {
         Ok(())
     } else {
@@ -134,7 +134,7 @@ fn search_error(e: SearchError) -> ApiError {
 }
 
 /// Now, in Unix microseconds (the unit of session records).
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 

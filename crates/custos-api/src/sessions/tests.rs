@@ -151,6 +151,7 @@ fn record(key: &str, start_time: i64, active: bool) -> SessionRecord {
         has_accepted_channel: false,
         trail: None,
         archived: false,
+        archive: None,
     }
 }
 

@@ -235,6 +235,18 @@ impl Client {
         (status, headers, bytes)
     }
 
+    /// Like [`Client::get_bytes`], but a body that fails half way is an `Err` (not a panic).
+    pub async fn try_get_bytes(&self, path: &str) -> Result<(StatusCode, Vec<u8>), String> {
+        let mut rb = self.http.get(format!("{}{}", self.base, path));
+        if let Some((u, p)) = &self.basic {
+            rb = rb.basic_auth(u, Some(p));
+        }
+        let r = rb.send().await.map_err(|e| e.to_string())?;
+        let status = r.status();
+        let bytes = r.bytes().await.map_err(|e| format!("{e:?}"))?;
+        Ok((status, bytes.to_vec()))
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path, None, &[]).await
     }

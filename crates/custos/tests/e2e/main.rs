@@ -4,6 +4,7 @@
 mod harness;
 
 mod acl_matrix;
+mod archive;
 mod audit_sessions;
 mod audit_trail_download;
 mod authentication;

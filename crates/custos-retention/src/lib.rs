@@ -1,0 +1,308 @@
+//! Retention: archive/cleanup jobs that move closed audit trails off this node by policy.
+//!
+//! A job of an archive/cleanup policy takes the closed trails of the connection policies that
+//! reference it, once they are older than `retention_days`, and moves them to the policy's
+//! target (`smb`, `nfs`) laid out by its `template` — or deletes them (`none`). A trail is
+//! deleted here only after the copy has been **read back from the target** and matched in
+//! length and BLAKE3 digest, and after its record says where it is; the archive journal in the
+//! store makes every step resumable (see `archive.rs`).
+//!
+//! **Invariants:** jobs of one policy never overlap; a failed or unreachable target fails the
+//! job and leaves every trail it did not verify where it was; no HTTP here.
+
+mod archive;
+mod layout;
+mod schedule;
+pub mod target;
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use custos_config::document::Document;
+use custos_config::objects::retention::{ARCHIVE_CLEANUP_POLICIES, ArchiveCleanupPolicy};
+use custos_sessions::{SessionRecord, SessionStore, TrailArchive};
+use custos_store::{JobRow, Store};
+
+pub use layout::destination;
+pub use target::NfsMounts;
+
+/// How the engine runs on this node.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The data directory (trails are below it).
+    pub data_dir: PathBuf,
+    /// This node's id, for `include_node_id_in_path`.
+    pub node_id: String,
+    pub nfs: NfsMounts,
+    /// At most this many trails per batch (one journal write, one target round trip).
+    pub batch_files: usize,
+    /// Test hook: pause this long after the named phase of a batch (`journaled`, `copied`,
+    /// `recorded`), so that a test can kill the process there.
+    pub fault_pause: Option<(String, Duration)>,
+}
+
+impl Options {
+    pub fn new(data_dir: PathBuf, node_id: String, nfs: NfsMounts) -> Options {
+        Options {
+            data_dir,
+            node_id,
+            nfs,
+            batch_files: 256,
+            fault_pause: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error("{0}")]
+    Store(#[from] custos_store::StoreError),
+    #[error("{0}")]
+    Target(#[from] target::TargetError),
+    /// The trail is not in an archive that can be read (deleted by cleanup, or its policy gone).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What asking for a job gave.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The job ran; its history entry.
+    Ran(JobRow),
+    /// A job of this policy was already running; nothing was started.
+    AlreadyRunning { policy_id: String, policy: String },
+}
+
+/// The retention engine of one node.
+pub struct Retention {
+    store: Arc<Store>,
+    /// Saves records (and re-indexes them): archived sessions stay searchable.
+    records: Arc<dyn SessionStore>,
+    options: Options,
+    config: RwLock<Document>,
+    /// Policies with a job in progress.
+    running: Mutex<HashSet<String>>,
+}
+
+/// Removes a policy from the running set when its job ends, however it ends.
+struct Running<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    policy_id: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.policy_id);
+    }
+}
+
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+impl Retention {
+    /// Marks jobs a previous process left running as interrupted. Call before anything runs.
+    pub async fn open(
+        store: Arc<Store>,
+        records: Arc<dyn SessionStore>,
+        options: Options,
+        config: Document,
+    ) -> Result<Arc<Retention>, RetentionError> {
+        let interrupted = store.interrupt_running_jobs(now_micros()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                jobs = interrupted,
+                "retention jobs were interrupted by the end of the previous run; unfinished moves resume"
+            );
+        }
+        Ok(Arc::new(Retention {
+            store,
+            records,
+            options,
+            config: RwLock::new(config),
+            running: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Follows a newly committed configuration.
+    pub fn apply(&self, config: Document) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    fn config(&self) -> Document {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every archive/cleanup policy: `(key, policy)`; policies that do not parse are skipped
+    /// (every committed revision is valid, so that means a newer schema).
+    fn policies(&self) -> Vec<(String, ArchiveCleanupPolicy)> {
+        let config = self.config();
+        config
+            .collection(ARCHIVE_CLEANUP_POLICIES)
+            .into_iter()
+            .flat_map(|c| c.iter())
+            .filter_map(|(key, stored)| {
+                serde_json::from_value(stored.body.clone())
+                    .ok()
+                    .map(|p| (key.to_string(), p))
+            })
+            .collect()
+    }
+
+    /// The connection policies (of any protocol) that reference the archive policy `key`.
+    fn connection_policies_of(&self, key: &str) -> Vec<String> {
+        self.config()
+            .referrers(ARCHIVE_CLEANUP_POLICIES, key)
+            .into_iter()
+            .filter_map(|(path, _field)| {
+                let (node, id) = path.rsplit_once('/')?;
+                node.ends_with("/connections").then(|| id.to_string())
+            })
+            .collect()
+    }
+
+    /// Runs every archive/cleanup policy now, one after the other (`POST cleanup_now`).
+    pub async fn run_all(self: &Arc<Self>, trigger: &str) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        for (key, _) in self.policies() {
+            if let Some(outcome) = self.run_policy(&key, trigger).await {
+                out.push(outcome);
+            }
+        }
+        out
+    }
+
+    /// Runs one policy's job now, unless one is running. `None` if there is no such policy.
+    pub async fn run_policy(self: &Arc<Self>, key: &str, trigger: &str) -> Option<Outcome> {
+        let policy = self.policies().into_iter().find(|(k, _)| k == key)?.1;
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if !running.insert(key.to_string()) {
+                tracing::info!(policy = %policy.name, %trigger, "an archive job of this policy is already running; not starting another");
+                return Some(Outcome::AlreadyRunning {
+                    policy_id: key.to_string(),
+                    policy: policy.name,
+                });
+            }
+        }
+        let _running = Running {
+            set: &self.running,
+            policy_id: key.to_string(),
+        };
+        Some(match archive::run(self, key, &policy, trigger).await {
+            Ok(row) => Outcome::Ran(row),
+            Err(e) => {
+                // Only the history itself failed (the database); say so in the log.
+                tracing::error!(policy = %policy.name, error = %e, "cannot record an archive job");
+                return None;
+            }
+        })
+    }
+
+    /// Finishes the moves a previous run left half done (call at startup).
+    pub async fn resume(self: &Arc<Self>) -> Result<(), RetentionError> {
+        let journal = self.store.journal(None).await?;
+        let mut policies: Vec<String> = journal.into_iter().map(|e| e.policy_id).collect();
+        policies.sort();
+        policies.dedup();
+        for key in policies {
+            if self.run_policy(&key, "resume").await.is_none() {
+                tracing::warn!(policy_id = %key, "unfinished archive moves belong to a policy that no longer exists; their trails stay here");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the scheduler: each policy runs at its `start_times` (UTC).
+    pub fn spawn_scheduler(self: &Arc<Self>) {
+        tokio::spawn(schedule::run(Arc::clone(self)));
+    }
+
+    /// The job history, newest first, and how many jobs there are.
+    pub async fn jobs(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<JobRow>, i64), RetentionError> {
+        Ok(self.store.jobs(offset, limit).await?)
+    }
+
+    /// Whether a job of the policy is running now.
+    pub fn is_running(&self, key: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+    }
+
+    /// Opens an archived trail for reading, through its policy's current target (with its
+    /// current credentials). Fails if the trail was deleted, its policy is gone or now points
+    /// elsewhere, or the target cannot be reached.
+    pub async fn open_archived(
+        &self,
+        record: &SessionRecord,
+    ) -> Result<(Box<dyn Read + Send>, TrailArchive), RetentionError> {
+        let archive = record
+            .archive
+            .clone()
+            .filter(TrailArchive::is_archived)
+            .ok_or_else(|| RetentionError::Unavailable("the trail is not archived".into()))?;
+        let policy = self
+            .policies()
+            .into_iter()
+            .find(|(k, _)| *k == archive.policy_id)
+            .map(|(_, p)| p)
+            .ok_or_else(|| {
+                RetentionError::Unavailable(format!(
+                    "the archive policy {} no longer exists, so its archive at {} cannot be reached",
+                    archive.policy,
+                    archive.location().unwrap_or_default()
+                ))
+            })?;
+        let target = target::Target::from_config(
+            &policy.target,
+            &self.options.nfs,
+            &self.scratch(),
+        )?
+        .ok_or_else(|| {
+            RetentionError::Unavailable(format!(
+                "the archive policy {} now deletes trails; its archive at {} cannot be reached",
+                archive.policy,
+                archive.location().unwrap_or_default()
+            ))
+        })?;
+        let (kind, server, share) = target.describe();
+        if archive.target != kind
+            || archive.server.as_deref() != Some(server.as_str())
+            || archive.share.as_deref() != Some(share.as_str())
+        {
+            return Err(RetentionError::Unavailable(format!(
+                "the archive policy {} now points to another target; the trail is at {}",
+                archive.policy,
+                archive.location().unwrap_or_default()
+            )));
+        }
+        let path = archive.path.clone().unwrap_or_default();
+        let reader = tokio::task::spawn_blocking(move || target.open(&path))
+            .await
+            .map_err(|e| RetentionError::Unavailable(e.to_string()))??;
+        Ok((reader, archive))
+    }
+
+    /// Where temporary files (SMB credentials) go: inside the private data directory.
+    pub(crate) fn scratch(&self) -> PathBuf {
+        self.options.data_dir.join("tmp")
+    }
+}

@@ -44,6 +44,18 @@ pub fn add_builtins(doc: &mut Document, now: i64) -> bool {
             .map(|(key, body)| (SSH_CHANNEL_POLICIES, key, body)),
     );
     let mut added = false;
+    // Singletons a newer version introduced start at their defaults.
+    for node in tree().nodes() {
+        if let Kind::Singleton {
+            default: Some(default),
+            ..
+        } = &node.kind
+            && doc.singleton(node.path).is_none()
+        {
+            doc.set_singleton(node.path, Stored::new(default()));
+            added = true;
+        }
+    }
     for (node, key, body) in builtins {
         if doc.object(node, Some(key)).is_none() {
             doc.put(node, key, Stored::new(body));

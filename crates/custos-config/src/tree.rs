@@ -13,6 +13,7 @@ use crate::document::Document;
 use crate::objects::aaa_settings::{AAA_SETTINGS, AaaSettings};
 use crate::objects::audit_data::{ALL_DATA_ACCESS_KEY, AUDIT_DATA, AuditDataRule};
 use crate::objects::audit_policy::{AUDIT_POLICIES, AuditPolicy};
+use crate::objects::email::{EMAIL, EmailSettings};
 use crate::objects::key_material::{CertificateSchema, PRIVATE_KEYS, PrivateKeySchema, X509};
 use crate::objects::local_database::{GROUPS, LocalGroup, LocalUser, USERS};
 use crate::objects::management_certificates::{MANAGEMENT_CERTIFICATES, ManagementCertificates};
@@ -174,6 +175,7 @@ static USER_SCHEMA: Typed<LocalUser> = Typed::new();
 static GROUP_SCHEMA: Typed<LocalGroup> = Typed::new();
 static AAA_SETTINGS_SCHEMA: Typed<AaaSettings> = Typed::new();
 static MANAGEMENT_CERTIFICATES_SCHEMA: Typed<ManagementCertificates> = Typed::new();
+static EMAIL_SCHEMA: Typed<EmailSettings> = Typed::new();
 static AUDIT_DATA_SCHEMA: Typed<AuditDataRule> = Typed::new();
 static PASSWORD_SCHEMA: PasswordSchema = PasswordSchema;
 static PRIVATE_KEY_SCHEMA: PrivateKeySchema = PrivateKeySchema;
@@ -247,6 +249,10 @@ fn acl_table(_: &Document) -> Value {
             .map(|e| json!({"group": e.group, "objects": e.objects, "permission": e.permission.as_str()}))
             .collect(),
     )
+}
+
+fn default_email_settings() -> Value {
+    serde_json::to_value(EmailSettings::default()).unwrap_or(Value::Null)
 }
 
 fn default_aaa_settings() -> Value {
@@ -345,6 +351,15 @@ fn build() -> Tree {
             kind: Kind::Singleton {
                 schema: &MANAGEMENT_CERTIFICATES_SCHEMA,
                 default: None,
+            },
+            guard: Object(object::BASIC),
+            config: true,
+        },
+        Node {
+            path: EMAIL,
+            kind: Kind::Singleton {
+                schema: &EMAIL_SCHEMA,
+                default: Some(default_email_settings),
             },
             guard: Object(object::BASIC),
             config: true,

@@ -25,11 +25,13 @@ use custos_store::{JobRow, JournalEntry};
 use serde_json::json;
 
 use crate::target::{Digest, Item, Target, TargetError, digest};
-use crate::{Retention, RetentionError, layout, now_micros};
+use crate::{Retention, RetentionError, layout, notify, now_micros};
 
 const DAY_MICROS: i64 = 86_400_000_000;
-/// File names kept in a job's history (the count is always complete).
+/// File names kept in a job's history (the count is always complete); more when a policy's
+/// notifications list more, up to [`MAX_LISTED_FILES`].
 const LISTED_FILES: usize = 1000;
+const MAX_LISTED_FILES: usize = 100_000;
 
 /// What a job did, kept in its history entry.
 #[derive(Default)]
@@ -39,6 +41,7 @@ struct Report {
     failed: u64,
     errors: Vec<String>,
     listed: Vec<String>,
+    list_limit: usize,
     target: Option<String>,
 }
 
@@ -53,7 +56,7 @@ impl Report {
     fn done(&mut self, remote: &str, size: u64) {
         self.files += 1;
         self.bytes += size;
-        if self.listed.len() < LISTED_FILES {
+        if self.listed.len() < self.list_limit {
             self.listed.push(remote.to_string());
         }
     }
@@ -89,7 +92,16 @@ pub(crate) async fn run(
         .job_start(kind, key, &policy.name, trigger, started)
         .await?;
     tracing::info!(job = id, policy = %policy.name, %kind, %trigger, "retention job started");
-    let mut report = Report::default();
+    let event = &policy.notification_event;
+    let mut report = Report {
+        list_limit: match event.file_count_limit {
+            Some(n) if event.kind == "all" && event.send_filelist => usize::try_from(n)
+                .unwrap_or(0)
+                .clamp(LISTED_FILES, MAX_LISTED_FILES),
+            _ => LISTED_FILES,
+        },
+        ..Report::default()
+    };
     let result = Job {
         engine,
         key,
@@ -108,20 +120,32 @@ pub(crate) async fn run(
         "failed"
     };
     let finished = now_micros();
+    let mut detail = report.detail();
     engine
         .store
-        .job_update(id, state, Some(finished), &report.detail())
+        .job_update(id, state, Some(finished), &detail)
         .await?;
     if state == "succeeded" {
         tracing::info!(job = id, policy = %policy.name, files = report.files, bytes = report.bytes, "retention job succeeded");
     } else {
         tracing::error!(target: "custos::events", job = id, policy = %policy.name, files = report.files, failed = report.failed, errors = ?report.errors, "retention job failed; trails that were not verified on the target stay here");
     }
-    engine
+    let row = engine
         .store
         .job(id)
         .await?
-        .ok_or_else(|| RetentionError::Unavailable(format!("job {id} vanished")))
+        .ok_or_else(|| RetentionError::Unavailable(format!("job {id} vanished")))?;
+    let Some(note) =
+        notify::job_finished(&engine.config(), event, &row, &engine.options.node_id).await
+    else {
+        return Ok(row);
+    };
+    detail["notification"] = json!(note);
+    engine
+        .store
+        .job_update(id, state, Some(finished), &detail)
+        .await?;
+    Ok(JobRow { detail, ..row })
 }
 
 struct Job<'a> {

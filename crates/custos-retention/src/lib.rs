@@ -12,6 +12,7 @@
 
 mod archive;
 mod layout;
+mod notify;
 mod schedule;
 pub mod target;
 
@@ -138,7 +139,7 @@ impl Retention {
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
-    fn config(&self) -> Document {
+    pub(crate) fn config(&self) -> Document {
         self.config
             .read()
             .unwrap_or_else(|p| p.into_inner())

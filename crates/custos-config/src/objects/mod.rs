@@ -3,6 +3,7 @@
 pub mod aaa_settings;
 pub mod audit_data;
 pub mod audit_policy;
+pub mod email;
 pub mod key_material;
 pub mod local_database;
 pub mod management_certificates;

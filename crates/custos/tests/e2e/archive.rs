@@ -753,3 +753,178 @@ async fn jobs_of_one_policy_never_overlap_and_start_at_their_start_times() {
     .await;
     assert_eq!(Smbd::files(&smbd.archive_dir).len(), 3);
 }
+
+/// Python's `smtpd` DebuggingServer on a free loopback port: a real SMTP server that prints
+/// every message it accepts.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &Path) -> SmtpSink {
+        let port = free_port();
+        let out = dir.join("smtp-sink.out");
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-W",
+                "ignore",
+                "-u",
+                "-m",
+                "smtpd",
+                "-n",
+                "-c",
+                "DebuggingServer",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m smtpd");
+        custos_testkit::wait_for_port(port);
+        SmtpSink { child, port, out }
+    }
+
+    /// The messages received so far, each as its printed lines.
+    fn messages(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .split("---------- MESSAGE FOLLOWS ----------")
+            .skip(1)
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const EMAIL: &str = "/api/configuration/management/email";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_notify_by_e_mail_as_their_policies_ask() {
+    let s = site().await;
+    let sink = SmtpSink::start(s.dir.path());
+
+    // A fresh installation sends no mail; the settings are checked when written.
+    let current = s.admin.get(EMAIL).await;
+    assert_eq!(current.status, StatusCode::OK);
+    assert_eq!(
+        current.json["body"]["smtp_server"],
+        json!({"selection": "none"})
+    );
+    s.admin.open_transaction().await;
+    let settings = json!({
+        "admin_address": "auditors@example.com",
+        "alerting_address": "",
+        "sender_address": "custos@example.com",
+        "smtp_server": {"selection": "address", "address": "127.0.0.1", "port": sink.port},
+        "authentication": {"enabled": false},
+        "encryption": {"selection": "none"},
+    });
+    let mut clear_password = settings.clone();
+    clear_password["authentication"] = json!({"enabled": true, "username": "u", "password": "p"});
+    let r = s.admin.put(EMAIL, &clear_password).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_type(), "SemanticError");
+    let mut injected = settings.clone();
+    injected["admin_address"] = json!("a@example.com\r\nRCPT TO:<b@example.com>");
+    assert_eq!(
+        s.admin.put(EMAIL, &injected).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(s.admin.put(EMAIL, &settings).await.status, StatusCode::OK);
+    s.admin.commit_ok().await;
+
+    let cleanup = |name: &str, kind: &str, filelist: bool, limit: i64| {
+        json!({
+            "name": name,
+            "notification_event": {"type": kind, "send_filelist": filelist, "file_count_limit": limit},
+            "target": {"type": "none"},
+            "start_times": [],
+            "retention_days": 0,
+        })
+    };
+    let (all, all_port) = s.policy(&cleanup("notify-all", "all", true, 1)).await;
+    let (quiet, quiet_port) = s
+        .policy(&cleanup("errors-but-fine", "errors-only", true, 5))
+        .await;
+    let mut failing = smb_policy(
+        "errors-and-failing",
+        "127.0.0.1",
+        "archive",
+        password_auth(),
+    );
+    failing["notification_event"] =
+        json!({"type": "errors-only", "send_filelist": true, "file_count_limit": 5});
+    let (failing, failing_port) = s.policy(&failing).await;
+    let mut silent = smb_policy("never", "127.0.0.1", "archive", password_auth());
+    silent["notification_event"] = json!({"type": "none"});
+    let (silent, silent_port) = s.policy(&silent).await;
+    s.sessions(all_port, 2).await;
+    for port in [quiet_port, failing_port, silent_port] {
+        s.sessions(port, 1).await;
+    }
+    let response = s.cleanup_now().await;
+    for (policy, state) in [
+        (&all, "succeeded"),
+        (&quiet, "succeeded"),
+        (&failing, "failed"),
+        (&silent, "failed"),
+    ] {
+        assert_eq!(Site::job_of(&response, policy)["body"]["state"], state);
+    }
+    assert_eq!(
+        Site::job_of(&response, &all)["body"]["result"]["notification"],
+        "sent to auditors@example.com"
+    );
+
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let to_all = messages
+        .iter()
+        .find(|m| m.contains("notify-all"))
+        .expect("the all policy's mail");
+    assert!(
+        to_all.contains("b'Subject: Custos: cleanup job of policy notify-all succeeded"),
+        "{to_all}"
+    );
+    assert!(to_all.contains("b'From: custos@example.com'"));
+    assert!(to_all.contains("b'To: auditors@example.com'"));
+    assert!(
+        to_all.contains("and 1 more"),
+        "file_count_limit 1 of 2 files: {to_all}"
+    );
+    assert_eq!(to_all.matches(".trail").count(), 1, "{to_all}");
+    let failed = messages
+        .iter()
+        .find(|m| m.contains("errors-and-failing"))
+        .expect("the failing policy's mail");
+    assert!(failed.contains("failed"), "{failed}");
+    assert!(failed.contains("NT_STATUS_CONNECTION_REFUSED"), "{failed}");
+    assert!(!failed.contains(SMB_PASSWORD));
+
+    // An SMTP server that is gone fails the notification, not the job.
+    drop(sink);
+    let (_, again_port) = s.policy(&cleanup("notify-all-2", "all", false, 1)).await;
+    s.sessions(again_port, 1).await;
+    let response = s.cleanup_now().await;
+    let jobs = response["body"]["jobs"].as_array().unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j["body"]["policy"]["name"] == "notify-all-2")
+        .unwrap();
+    assert_eq!(job["body"]["state"], "succeeded");
+    assert!(
+        job["body"]["result"]["notification"]
+            .as_str()
+            .unwrap()
+            .starts_with("not sent"),
+        "{job}"
+    );
+}

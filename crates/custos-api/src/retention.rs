@@ -1,10 +1,11 @@
 //! `POST /api/cleanup/cleanup_now` runs every archive/cleanup policy now and answers when they
-//! are done (SPS's response, plus the jobs it ran in `body.jobs`); `GET /api/cleanup/jobs`
+//! are done (SPS's response, plus the jobs it ran in `body.jobs`); `POST /api/backup/backup_now`
+//! (Custos) does the same for backup policies; `GET /api/cleanup/jobs`
 //! (Custos) is the history of archive, cleanup and backup jobs, newest first, paged with
 //! `limit`/`offset`; `GET /api/cleanup/jobs/<id>` is one job.
 
 use axum::http::StatusCode;
-use custos_config::tree::{CLEANUP_NOW, RETENTION_JOBS};
+use custos_config::tree::{BACKUP_NOW, CLEANUP_NOW, RETENTION_JOBS};
 use custos_retention::{Outcome, Retention};
 use custos_store::JobRow;
 use serde_json::{Value, json};
@@ -26,7 +27,10 @@ pub async fn route(
 ) -> Option<Result<Reply, ApiError>> {
     let path = req.path.as_str();
     if path == CLEANUP_NOW {
-        return Some(cleanup_now(api, req, caller).await);
+        return Some(run_now(api, req, caller, CLEANUP_NOW).await);
+    }
+    if path == BACKUP_NOW {
+        return Some(run_now(api, req, caller, BACKUP_NOW).await);
     }
     if path == RETENTION_JOBS {
         return Some(jobs(api, req, caller).await);
@@ -67,12 +71,22 @@ fn job_item(job: &JobRow) -> Value {
     })
 }
 
-async fn cleanup_now(api: &Api, req: &ApiRequest, caller: &Caller) -> Result<Reply, ApiError> {
-    caller.require(CLEANUP_NOW, need(req))?;
+/// `cleanup_now` (every archive/cleanup policy) or `backup_now` (every backup policy).
+async fn run_now(
+    api: &Api,
+    req: &ApiRequest,
+    caller: &Caller,
+    path: &'static str,
+) -> Result<Reply, ApiError> {
+    caller.require(path, need(req))?;
     only(req, &["POST"])?;
     let engine = engine(api)?;
-    tracing::info!(user = %caller.login.user, address = %req.peer, "archive/cleanup policies run on request");
-    let outcomes = engine.run_all("cleanup_now").await;
+    tracing::info!(user = %caller.login.user, address = %req.peer, %path, "retention policies run on request");
+    let outcomes = if path == BACKUP_NOW {
+        engine.backup_all("backup_now").await
+    } else {
+        engine.run_all("cleanup_now").await
+    };
     let jobs: Vec<Value> = outcomes
         .iter()
         .map(|o| match o {
@@ -84,7 +98,8 @@ async fn cleanup_now(api: &Api, req: &ApiRequest, caller: &Caller) -> Result<Rep
         })
         .collect();
     let remaining = caller.login.remaining(req.now).as_secs();
-    let meta = base_meta(CLEANUP_NOW, "/api/cleanup", false, Some(remaining));
+    let parent = custos_config::tree::parent_of(path).unwrap_or("/api");
+    let meta = base_meta(path, parent, false, Some(remaining));
     Ok((
         StatusCode::OK,
         json!({"meta": meta, "body": {"jobs": jobs}}),

@@ -33,6 +33,8 @@ pub const ACTIVE_SESSIONS: &str = "/api/active-sessions";
 pub const CLEANUP_NOW: &str = "/api/cleanup/cleanup_now";
 /// Custos: the history of archive, cleanup and backup jobs (`…/jobs/<id>` for one).
 pub const RETENTION_JOBS: &str = "/api/cleanup/jobs";
+/// Custos: runs every backup policy now (POST only).
+pub const BACKUP_NOW: &str = "/api/backup/backup_now";
 
 /// How keys of new collection members are made (SPS uses several styles, see the API notes §2.6).
 #[derive(Clone, Copy, Debug)]
@@ -285,6 +287,8 @@ fn build() -> Tree {
         dir("/api/cleanup", Object(object::POLICIES), false),
         service(CLEANUP_NOW, Object(object::POLICIES)),
         service(RETENTION_JOBS, Object(object::POLICIES)),
+        dir("/api/backup", Object(object::POLICIES), false),
+        service(BACKUP_NOW, Object(object::POLICIES)),
         dir("/api/acl", Object(object::AUTH), false),
         collection(
             AUDIT_DATA,

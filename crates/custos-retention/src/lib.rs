@@ -11,8 +11,10 @@
 //! job and leaves every trail it did not verify where it was; no HTTP here.
 
 mod archive;
+pub mod backup;
 mod layout;
 mod notify;
+pub mod restore;
 mod schedule;
 pub mod target;
 
@@ -23,7 +25,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use custos_config::document::Document;
-use custos_config::objects::retention::{ARCHIVE_CLEANUP_POLICIES, ArchiveCleanupPolicy};
+use custos_config::objects::retention::{
+    ARCHIVE_CLEANUP_POLICIES, ArchiveCleanupPolicy, BACKUP_POLICIES, BackupPolicy,
+};
 use custos_sessions::{SessionRecord, SessionStore, TrailArchive};
 use custos_store::{JobRow, Store};
 
@@ -162,10 +166,30 @@ impl Retention {
             .collect()
     }
 
+    /// Every backup policy: `(key, policy)`.
+    fn backup_policies(&self) -> Vec<(String, BackupPolicy)> {
+        let config = self.config();
+        config
+            .collection(BACKUP_POLICIES)
+            .into_iter()
+            .flat_map(|c| c.iter())
+            .filter_map(|(key, stored)| {
+                serde_json::from_value(stored.body.clone())
+                    .ok()
+                    .map(|p| (key.to_string(), p))
+            })
+            .collect()
+    }
+
     /// The connection policies (of any protocol) that reference the archive policy `key`.
     fn connection_policies_of(&self, key: &str) -> Vec<String> {
+        self.connection_policies_using(ARCHIVE_CLEANUP_POLICIES, key)
+    }
+
+    /// The connection policies (of any protocol) that reference `node/key`.
+    pub(crate) fn connection_policies_using(&self, node: &str, key: &str) -> Vec<String> {
         self.config()
-            .referrers(ARCHIVE_CLEANUP_POLICIES, key)
+            .referrers(node, key)
             .into_iter()
             .filter_map(|(path, _field)| {
                 let (node, id) = path.rsplit_once('/')?;
@@ -185,31 +209,72 @@ impl Retention {
         out
     }
 
-    /// Runs one policy's job now, unless one is running. `None` if there is no such policy.
+    /// Runs one policy's job now (archive/cleanup or backup, by its key), unless one is
+    /// running. `None` if there is no such policy.
     pub async fn run_policy(self: &Arc<Self>, key: &str, trigger: &str) -> Option<Outcome> {
-        let policy = self.policies().into_iter().find(|(k, _)| k == key)?.1;
-        {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if !running.insert(key.to_string()) {
-                tracing::info!(policy = %policy.name, %trigger, "an archive job of this policy is already running; not starting another");
-                return Some(Outcome::AlreadyRunning {
-                    policy_id: key.to_string(),
-                    policy: policy.name,
-                });
-            }
+        let archive = self
+            .policies()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|p| p.1);
+        let backup = match archive {
+            Some(_) => None,
+            None => Some(
+                self.backup_policies()
+                    .into_iter()
+                    .find(|(k, _)| k == key)?
+                    .1,
+            ),
+        };
+        let name = archive
+            .as_ref()
+            .map(|p| p.name.clone())
+            .or_else(|| backup.as_ref().map(|p| p.name.clone()))
+            .unwrap_or_default();
+        if !self.claim(key, &name, trigger) {
+            return Some(Outcome::AlreadyRunning {
+                policy_id: key.to_string(),
+                policy: name,
+            });
         }
-        let _running = Running {
+        let _guard = Running {
             set: &self.running,
             policy_id: key.to_string(),
         };
-        Some(match archive::run(self, key, &policy, trigger).await {
-            Ok(row) => Outcome::Ran(row),
+        let result = match (&archive, &backup) {
+            (Some(policy), _) => archive::run(self, key, policy, trigger).await,
+            (None, Some(policy)) => backup::run(self, key, policy, trigger).await,
+            (None, None) => return None,
+        };
+        match result {
+            Ok(row) => Some(Outcome::Ran(row)),
             Err(e) => {
                 // Only the history itself failed (the database); say so in the log.
-                tracing::error!(policy = %policy.name, error = %e, "cannot record an archive job");
-                return None;
+                tracing::error!(policy = %name, error = %e, "cannot record a retention job");
+                None
             }
-        })
+        }
+    }
+
+    /// Marks the policy as running; `false` if it already is.
+    fn claim(&self, key: &str, name: &str, trigger: &str) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let claimed = running.insert(key.to_string());
+        if !claimed {
+            tracing::info!(policy = %name, %trigger, "a job of this policy is already running; not starting another");
+        }
+        claimed
+    }
+
+    /// Runs every backup policy now, one after the other.
+    pub async fn backup_all(self: &Arc<Self>, trigger: &str) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        for (key, _) in self.backup_policies() {
+            if let Some(outcome) = self.run_policy(&key, trigger).await {
+                out.push(outcome);
+            }
+        }
+        out
     }
 
     /// Finishes the moves a previous run left half done (call at startup).

@@ -1,4 +1,4 @@
-//! Runs each archive/cleanup policy at its `start_times` (`H:MM`, UTC: the node's clock is
+//! Runs each archive/cleanup and backup policy at its `start_times` (`H:MM`, UTC: the node's clock is
 //! kept in UTC, so a schedule means the same on every node of a cluster).
 //!
 //! The scheduler looks at the clock every second and starts a policy once per matching minute.
@@ -52,6 +52,12 @@ pub(crate) async fn run(engine: Arc<Retention>) {
             .policies()
             .into_iter()
             .map(|(k, p)| (k, p.start_times))
+            .chain(
+                engine
+                    .backup_policies()
+                    .into_iter()
+                    .map(|(k, p)| (k, p.start_times)),
+            )
             .collect();
         for key in due(&policies, now_micros(), &mut fired) {
             let engine = Arc::clone(&engine);
@@ -59,7 +65,7 @@ pub(crate) async fn run(engine: Arc<Retention>) {
                 if let Some(Outcome::AlreadyRunning { policy, .. }) =
                     engine.run_policy(&key, "schedule").await
                 {
-                    tracing::warn!(%policy, "skipped a scheduled archive run: the previous one is still running");
+                    tracing::warn!(%policy, "skipped a scheduled run: the previous one is still running");
                 }
             });
         }

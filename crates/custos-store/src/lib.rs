@@ -243,6 +243,19 @@ impl Store {
         row.map(revision_from_row).transpose()
     }
 
+    /// Writes a consistent copy of the whole database to `path` (which must not exist), for
+    /// backups: secrets stay sealed in it, exactly as they are stored.
+    pub async fn snapshot_into(&self, path: &Path) -> Result<(), StoreError> {
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Corrupt(format!("{} is not UTF-8", path.display())))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn revision_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM revisions")
             .fetch_one(&self.pool)

@@ -1,6 +1,7 @@
 //! The `custos` binary: parses the command line and wires the crates together.
 
 mod indexing;
+mod restore;
 mod serve;
 mod sessions_cli;
 mod tls;
@@ -48,6 +49,8 @@ enum Command {
     Replay(trail_cli::ReplayArgs),
     /// Convert a recorded session (= `custos trail export`).
     Export(trail_cli::ExportArgs),
+    /// Make a fresh data directory from a backup (see backup policies).
+    Restore(restore::RestoreArgs),
     /// The session search index.
     Index {
         #[command(subcommand)]
@@ -112,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         Command::Replay(args) => trail_cli::replay(args),
         Command::Export(args) => trail_cli::export(args),
         Command::Index { command } => runtime.block_on(index_command(command)),
+        Command::Restore(args) => runtime.block_on(restore::run(args)),
     }
 }
 

@@ -581,12 +581,37 @@ async fn a_trail_that_is_not_there_is_not_available() {
     std::fs::remove_file(f._dir.path().join("trails/gone.trail")).unwrap();
     let e = download(&f, &admin, Method::GET, "gone").await.unwrap_err();
     assert!(not_available(e).contains("not available on this node"));
-    // Archived: served from the archive once issue 7 lands.
-    let mut archived = with_trail(&f, "arch", b"x", false).await;
-    archived.archived = true;
-    f.save(&archived).await;
+    // Deleted by a cleanup policy: the record says so, and so does the answer.
+    let mut deleted = with_trail(&f, "arch", b"x", false).await;
+    deleted.archive = Some(custos_sessions::TrailArchive {
+        policy: "forget".into(),
+        policy_id: "k".into(),
+        target: "none".into(),
+        server: None,
+        share: None,
+        path: None,
+        size: 1,
+        blake3: None,
+        time: 1,
+    });
+    f.save(&deleted).await;
     let e = download(&f, &admin, Method::GET, "arch").await.unwrap_err();
-    assert!(not_available(e).contains("archived"));
+    assert!(not_available(e).contains("deleted by its archive/cleanup policy"));
+    // Archived elsewhere, with no archive engine running here: unavailable, not "missing".
+    let mut archived = with_trail(&f, "arch2", b"x", false).await;
+    archived.archived = true;
+    archived.archive = Some(custos_sessions::TrailArchive {
+        target: "smb".into(),
+        server: Some("10.0.0.1".into()),
+        share: Some("archive".into()),
+        path: Some("x/arch2.trail".into()),
+        ..deleted.archive.clone().unwrap()
+    });
+    f.save(&archived).await;
+    let e = download(&f, &admin, Method::GET, "arch2")
+        .await
+        .unwrap_err();
+    assert_eq!(e["error"]["type"], "ServiceUnavailable", "{e}");
     // A record naming a file outside the data directory is never followed.
     let mut escaping = record("esc", 1, false);
     escaping.trail = Some("../c.db".into());

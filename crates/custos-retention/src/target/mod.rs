@@ -5,6 +5,7 @@
 //! that the caller can compare.
 
 mod directory;
+mod rsync;
 mod smb;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use custos_config::objects::retention::Target as TargetConfig;
 
 pub use directory::Directory;
+pub use rsync::Rsync;
 pub use smb::Smb;
 
 /// Why a target operation failed, for people (never holds a password).

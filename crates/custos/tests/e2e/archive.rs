@@ -928,3 +928,327 @@ async fn jobs_notify_by_e_mail_as_their_policies_ask() {
         "{job}"
     );
 }
+
+const BACKUPS: &str = "/api/configuration/policies/backup_policies";
+const BACKUP_NOW: &str = "/api/backup/backup_now";
+
+/// `custos restore` with the given arguments; its output.
+fn restore(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+        .arg("restore")
+        .args(args)
+        .output()
+        .expect("custos restore")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_over_rsync_and_ssh_restores_into_a_fresh_data_directory() {
+    let s = site().await;
+    // A second sshd, the backup server: it knows only the backup key.
+    let backup_home = tempfile::tempdir().unwrap();
+    let (key_file, public) = custos_testkit::generate_key(backup_home.path(), "backup-key");
+    let backup_sshd = Sshd::start_with_options(
+        backup_home.path(),
+        &custos_testkit::SshdOptions {
+            authorized_keys: Some(public),
+            x11: false,
+        },
+    );
+    let host_key =
+        std::fs::read_to_string(backup_home.path().join("ssh_host_ed25519_key.pub")).unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        backups.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+
+    // A policy with a secret (an SMB password), to check that backups keep secrets sealed.
+    let sealed_secret = "Sealed-Secret-pw-4711";
+    let mut archive = smb_policy("with-secret", "127.0.0.1", "archive", password_auth());
+    archive["target"]["authentication"]["password"] = json!(sealed_secret);
+    s.admin.open_transaction().await;
+    s.admin.create(POLICIES, &archive).await;
+    let private_key = std::fs::read_to_string(&key_file).unwrap();
+    let auth_key = s
+        .admin
+        .create(
+            "/api/configuration/private_keys",
+            &json!({"key": private_key}),
+        )
+        .await;
+    let backup = s
+        .admin
+        .create(
+            BACKUPS,
+            &json!({
+                "name": "nightly",
+                "include_node_id_in_path": true,
+                "notification_event": {"type": "none"},
+                "target": {
+                    "type": "rsync",
+                    "server": {"selection": "ip", "value": "127.0.0.1"},
+                    "username": USER,
+                    "path": backups.path().display().to_string(),
+                    "auth_key": auth_key,
+                    "host_key": host_key.trim(),
+                    "port": backup_sshd.port,
+                },
+                "start_times": [],
+            }),
+        )
+        .await;
+    let port = free_port();
+    s.admin
+        .create(
+            CONNECTIONS,
+            &json!({
+                "name": "backed-up",
+                "network": {"clients": ["127.0.0.0/8"], "targets": ["127.0.0.1"], "ports": [port]},
+                "server_address": {"selection": "fix", "address": "127.0.0.1", "port": s.sshd_port},
+                "policies": {"channel_policy": "-2", "audit_policy": "-1", "backup_policy": backup},
+            }),
+        )
+        .await;
+    s.admin.commit_ok().await;
+    custos_testkit::wait_for_port(port);
+    let keys = s.sessions(port, 2).await;
+    let originals: Vec<Vec<u8>> = keys.iter().map(|k| read(&s.local_trail(k))).collect();
+
+    let r = s.admin.request(Method::POST, BACKUP_NOW, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["meta"]["parent"], "/api/backup");
+    let job = Site::job_of(&r.json, &backup);
+    assert_eq!(job["body"]["state"], "succeeded", "{job}");
+    assert_eq!(job["body"]["kind"], "backup");
+    assert_eq!(job["body"]["result"]["files"], 4, "{job}");
+
+    let node = std::fs::read_to_string(s.data().join("node-id")).unwrap();
+    let dir = backups.path().join(node.trim());
+    for key in &keys {
+        assert!(dir.join(format!("trails/{key}.trail")).exists());
+        assert!(
+            s.local_trail(key).exists(),
+            "a backup copies, it does not move"
+        );
+    }
+    let db = read(&dir.join("custos.db"));
+    let contains = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        !contains(sealed_secret.as_bytes()),
+        "secrets stay sealed in a backup"
+    );
+    let key_line = private_key.lines().nth(1).unwrap();
+    assert!(
+        !contains(key_line.as_bytes()),
+        "private keys stay sealed in a backup"
+    );
+    assert!(!dir.join("secrets.key").exists());
+
+    // The wrong key opens nothing, and leaves nothing behind.
+    let restored = s.dir.path().join("restored");
+    let wrong = s.dir.path().join("wrong.key");
+    std::fs::write(&wrong, [7u8; 32]).unwrap();
+    let out = restore(&[
+        "--from".as_ref(),
+        dir.as_os_str(),
+        "--data-dir".as_ref(),
+        restored.as_os_str(),
+        "--secrets-key".as_ref(),
+        wrong.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("secrets key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!restored.exists());
+    // A damaged backup is refused, naming the file.
+    let damaged = s.dir.path().join("damaged");
+    std::fs::create_dir_all(damaged.join("trails")).unwrap();
+    for entry in ["MANIFEST.json", "custos.db", "node-id"] {
+        std::fs::copy(dir.join(entry), damaged.join(entry)).unwrap();
+    }
+    for key in &keys {
+        std::fs::copy(
+            dir.join(format!("trails/{key}.trail")),
+            damaged.join(format!("trails/{key}.trail")),
+        )
+        .unwrap();
+    }
+    let victim = damaged.join(format!("trails/{}.trail", keys[0]));
+    let mut bytes = read(&victim);
+    bytes[10] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    let key_path = s.data().join("secrets.key");
+    let out = restore(&[
+        "--from".as_ref(),
+        damaged.as_os_str(),
+        "--data-dir".as_ref(),
+        restored.as_os_str(),
+        "--secrets-key".as_ref(),
+        key_path.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("damaged") && stderr.contains(&keys[0]),
+        "{stderr}"
+    );
+
+    // The real thing: a new data directory that serves the same configuration and sessions.
+    let out = restore(&[
+        "--from".as_ref(),
+        dir.as_os_str(),
+        "--data-dir".as_ref(),
+        restored.as_os_str(),
+        "--secrets-key".as_ref(),
+        key_path.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = s.admin.get("/api/changelog").await.json;
+    let copy = Server::start_with(Options {
+        data_dir: Some(restored.clone()),
+        ..Options::default()
+    })
+    .await;
+    let admin = copy.admin().await;
+    let after = admin.get("/api/changelog").await.json;
+    assert_eq!(
+        after["meta"]["match_count"], before["meta"]["match_count"],
+        "{after}"
+    );
+    assert_eq!(
+        admin.get(&format!("{BACKUPS}/{backup}")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        admin
+            .get(&format!("/api/configuration/private_keys/{auth_key}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for (key, original) in keys.iter().zip(&originals) {
+        let (status, _, bytes) = admin
+            .get_bytes(&format!("{SESSIONS}/{key}/audit_trail"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&bytes, original);
+    }
+    let admin = &admin;
+    eventually(20, "the restored sessions in search", || async move {
+        let r = admin
+            .get(&format!(
+                "{SESSIONS}/_count?q=recording.gateway.port%3A{port}"
+            ))
+            .await;
+        (r.json["count"] == 2).then_some(())
+    })
+    .await;
+
+    // A server whose key is not the pinned one gets nothing.
+    let (_, other) = custos_testkit::generate_key(backup_home.path(), "not-the-host-key");
+    let mut body = s.admin.get(&format!("{BACKUPS}/{backup}")).await.json["body"].clone();
+    body["target"]["host_key"] = json!(other);
+    s.admin.open_transaction().await;
+    assert_eq!(
+        s.admin
+            .put(&format!("{BACKUPS}/{backup}"), &body)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    s.admin.commit_ok().await;
+    let r = s.admin.request(Method::POST, BACKUP_NOW, None, &[]).await;
+    let job = Site::job_of(&r.json, &backup);
+    assert_eq!(job["body"]["state"], "failed");
+    assert!(
+        job["body"]["result"]["errors"]
+            .to_string()
+            .contains("Host key verification failed"),
+        "{job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_to_smb_and_nfs_are_verified_and_restorable() {
+    let mounts = tempfile::tempdir().unwrap();
+    let s = site_with(Options {
+        args: vec![
+            "--nfs-mount-root".into(),
+            mounts.path().display().to_string(),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let smbd = Smbd::start(s.dir.path());
+    let export = mounts.path().join("127.0.0.1/backups");
+    let _mounted = Tmpfs::mount(&export, "64m");
+    s.admin.open_transaction().await;
+    let to_smb = s
+        .admin
+        .create(
+            BACKUPS,
+            &json!({
+                "name": "to-smb",
+                "notification_event": {"type": "none"},
+                "target": {
+                    "type": "smb",
+                    "server": {"selection": "ip", "value": smbd.ip.to_string()},
+                    "protocol_version": "3.1.1",
+                    "share": "archive/backups",
+                    "authentication": password_auth(),
+                },
+                "start_times": [],
+            }),
+        )
+        .await;
+    let to_nfs = s
+        .admin
+        .create(
+            BACKUPS,
+            &json!({
+                "name": "to-nfs",
+                "notification_event": {"type": "none"},
+                "target": {"type": "nfs", "server": {"selection": "ip", "value": "127.0.0.1"}, "path": "/backups"},
+                "start_times": [],
+            }),
+        )
+        .await;
+    s.admin.commit_ok().await;
+    let r = s.admin.request(Method::POST, BACKUP_NOW, None, &[]).await;
+    for policy in [&to_smb, &to_nfs] {
+        let job = Site::job_of(&r.json, policy);
+        assert_eq!(job["body"]["state"], "succeeded", "{job}");
+        // No connection uses them: the configuration only.
+        assert_eq!(job["body"]["result"]["files"], 2, "{job}");
+    }
+    let key = s.data().join("secrets.key");
+    for (n, dir) in [smbd.archive_dir.join("backups"), export.clone()]
+        .iter()
+        .enumerate()
+    {
+        assert!(dir.join("MANIFEST.json").exists(), "{}", dir.display());
+        let restored = s.dir.path().join(format!("restored-{n}"));
+        let out = restore(&[
+            "--from".as_ref(),
+            dir.as_os_str(),
+            "--data-dir".as_ref(),
+            restored.as_os_str(),
+            "--secrets-key".as_ref(),
+            key.as_os_str(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("restored 2 files"));
+    }
+}

@@ -19,12 +19,15 @@ pub struct Server {
     pub stderr_log: PathBuf,
     extra_env: Vec<(String, String)>,
     extra_args: Vec<String>,
+    data: Option<PathBuf>,
 }
 
 #[derive(Default, Clone)]
 pub struct Options {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    /// An existing data directory to serve (default: a fresh one in the server's temp dir).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -41,17 +44,20 @@ impl Server {
             dir,
             extra_env: options.env,
             extra_args: options.args,
+            data: options.data_dir,
         };
         server.spawn().await;
         server
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     async fn spawn(&mut self) {
-        let data = self.dir.path().join("data");
+        let data = self.data_dir();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -124,7 +130,7 @@ impl Server {
     /// A client with an empty cookie jar that trusts this server's certificate.
     pub fn client(&self) -> Client {
         let cert =
-            std::fs::read(self.dir.path().join("data/tls/server.crt")).expect("server certificate");
+            std::fs::read(self.data_dir().join("tls/server.crt")).expect("server certificate");
         let cert = reqwest::Certificate::from_pem(&cert).expect("pem");
         let http = reqwest::Client::builder()
             .cookie_store(true)

@@ -56,7 +56,10 @@ async fn a_fresh_server_names_its_built_in_tsa_whose_key_never_leaves() {
     let management = admin.get("/api/configuration/management").await;
     assert_eq!(
         management.json["items"],
-        json!([{"key": "certificates", "meta": {"href": CERTIFICATES}}])
+        json!([
+            {"key": "certificates", "meta": {"href": CERTIFICATES}},
+            {"key": "email", "meta": {"href": "/api/configuration/management/email"}},
+        ])
     );
 
     // The identity: a certificate with its private key, of which GET shows only the former.

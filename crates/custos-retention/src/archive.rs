@@ -24,8 +24,8 @@ use custos_sessions::{SessionRecord, TrailArchive};
 use custos_store::{JobRow, JournalEntry};
 use serde_json::json;
 
-use crate::target::{Digest, Item, Target, TargetError, digest};
-use crate::{Retention, RetentionError, layout, notify, now_micros};
+use crate::target::{Digest, Item, Target, digest};
+use crate::{Retention, RetentionError, blocking, finish_job, layout, now_micros};
 
 const DAY_MICROS: i64 = 86_400_000_000;
 /// File names kept in a job's history (the count is always complete); more when a policy's
@@ -119,33 +119,13 @@ pub(crate) async fn run(
     } else {
         "failed"
     };
-    let finished = now_micros();
-    let mut detail = report.detail();
-    engine
-        .store
-        .job_update(id, state, Some(finished), &detail)
-        .await?;
+    let detail = report.detail();
     if state == "succeeded" {
         tracing::info!(job = id, policy = %policy.name, files = report.files, bytes = report.bytes, "retention job succeeded");
     } else {
         tracing::error!(target: "custos::events", job = id, policy = %policy.name, files = report.files, failed = report.failed, errors = ?report.errors, "retention job failed; trails that were not verified on the target stay here");
     }
-    let row = engine
-        .store
-        .job(id)
-        .await?
-        .ok_or_else(|| RetentionError::Unavailable(format!("job {id} vanished")))?;
-    let Some(note) =
-        notify::job_finished(&engine.config(), event, &row, &engine.options.node_id).await
-    else {
-        return Ok(row);
-    };
-    detail["notification"] = json!(note);
-    engine
-        .store
-        .job_update(id, state, Some(finished), &detail)
-        .await?;
-    Ok(JobRow { detail, ..row })
+    finish_job(engine, id, state, detail, event).await
 }
 
 struct Job<'a> {
@@ -432,12 +412,4 @@ async fn remove(path: &Path) {
     {
         tracing::error!(target: "custos::events", file = %path.display(), error = %e, "cannot delete an archived trail's local copy");
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, RetentionError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RetentionError::Target(TargetError(format!("a blocking task failed: {e}"))))
 }

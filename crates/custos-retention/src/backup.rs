@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::target::{Digest, Item, Rsync, Target, TargetError, digest};
-use crate::{Retention, RetentionError, notify, now_micros};
+use crate::{Retention, RetentionError, blocking, finish_job, now_micros};
 
 pub const MANIFEST: &str = "MANIFEST.json";
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -63,7 +63,7 @@ pub(crate) async fn run(
         .await?;
     tracing::info!(job = id, policy = %policy.name, %trigger, "backup started");
     let result = backup(engine, key, policy, id).await;
-    let (state, mut detail) = match result {
+    let (state, detail) = match result {
         Ok(detail) => ("succeeded", detail),
         Err(e) => {
             tracing::error!(target: "custos::events", job = id, policy = %policy.name, error = %e, "backup failed");
@@ -73,43 +73,10 @@ pub(crate) async fn run(
             )
         }
     };
-    let finished = now_micros();
-    engine
-        .store
-        .job_update(id, state, Some(finished), &detail)
-        .await?;
     if state == "succeeded" {
         tracing::info!(job = id, policy = %policy.name, files = %detail["files"], bytes = %detail["bytes"], "backup succeeded");
     }
-    let row = engine
-        .store
-        .job(id)
-        .await?
-        .ok_or_else(|| RetentionError::Unavailable(format!("job {id} vanished")))?;
-    let Some(note) = notify::job_finished(
-        &engine.config(),
-        &policy.notification_event,
-        &row,
-        &engine.options.node_id,
-    )
-    .await
-    else {
-        return Ok(row);
-    };
-    detail["notification"] = json!(note);
-    engine
-        .store
-        .job_update(id, state, Some(finished), &detail)
-        .await?;
-    Ok(JobRow { detail, ..row })
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, RetentionError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RetentionError::Target(TargetError(format!("a blocking task failed: {e}"))))
+    finish_job(engine, id, state, detail, &policy.notification_event).await
 }
 
 async fn backup(

@@ -92,6 +92,47 @@ pub struct Retention {
     running: Mutex<HashSet<String>>,
 }
 
+/// Runs blocking work (files, child processes) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RetentionError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        RetentionError::Target(target::TargetError(format!("a blocking task failed: {e}")))
+    })
+}
+
+/// Records the end of job `id`, sends its notification if the policy wants one (noting the
+/// outcome in the job), and returns the history entry.
+pub(crate) async fn finish_job(
+    engine: &Retention,
+    id: i64,
+    state: &str,
+    mut detail: serde_json::Value,
+    event: &custos_config::objects::retention::NotificationEvent,
+) -> Result<JobRow, RetentionError> {
+    let finished = now_micros();
+    engine
+        .store
+        .job_update(id, state, Some(finished), &detail)
+        .await?;
+    let row = engine
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| RetentionError::Unavailable(format!("job {id} vanished")))?;
+    let Some(note) =
+        notify::job_finished(&engine.config(), event, &row, &engine.options.node_id).await
+    else {
+        return Ok(row);
+    };
+    detail["notification"] = serde_json::json!(note);
+    engine
+        .store
+        .job_update(id, state, Some(finished), &detail)
+        .await?;
+    Ok(JobRow { detail, ..row })
+}
+
 /// Removes a policy from the running set when its job ends, however it ends.
 struct Running<'a> {
     set: &'a Mutex<HashSet<String>>,
@@ -150,12 +191,13 @@ impl Retention {
             .clone()
     }
 
-    /// Every archive/cleanup policy: `(key, policy)`; policies that do not parse are skipped
-    /// (every committed revision is valid, so that means a newer schema).
-    fn policies(&self) -> Vec<(String, ArchiveCleanupPolicy)> {
+    /// Every object of a policy collection that parses as `T`: `(key, policy)`. Policies that
+    /// do not parse are skipped (every committed revision is valid, so that means a newer
+    /// schema).
+    fn collection<T: serde::de::DeserializeOwned>(&self, node: &str) -> Vec<(String, T)> {
         let config = self.config();
         config
-            .collection(ARCHIVE_CLEANUP_POLICIES)
+            .collection(node)
             .into_iter()
             .flat_map(|c| c.iter())
             .filter_map(|(key, stored)| {
@@ -166,19 +208,14 @@ impl Retention {
             .collect()
     }
 
-    /// Every backup policy: `(key, policy)`.
+    /// Every archive/cleanup policy.
+    fn policies(&self) -> Vec<(String, ArchiveCleanupPolicy)> {
+        self.collection(ARCHIVE_CLEANUP_POLICIES)
+    }
+
+    /// Every backup policy.
     fn backup_policies(&self) -> Vec<(String, BackupPolicy)> {
-        let config = self.config();
-        config
-            .collection(BACKUP_POLICIES)
-            .into_iter()
-            .flat_map(|c| c.iter())
-            .filter_map(|(key, stored)| {
-                serde_json::from_value(stored.body.clone())
-                    .ok()
-                    .map(|p| (key.to_string(), p))
-            })
-            .collect()
+        self.collection(BACKUP_POLICIES)
     }
 
     /// The connection policies (of any protocol) that reference the archive policy `key`.

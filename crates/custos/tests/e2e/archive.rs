@@ -13,7 +13,7 @@ use custos_testkit::{Client as Ssh, PASSWORD, Sshd, USER, free_port};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Client, Options, Server};
+use crate::harness::{Client, Options, Server, eventually};
 
 const SESSIONS: &str = "/api/audit/sessions";
 const CONNECTIONS: &str = "/api/configuration/ssh/connections";
@@ -83,21 +83,6 @@ fn nfs_policy(name: &str, path: &str) -> Value {
         "template": "connection_date",
         "retention_days": 0,
     })
-}
-
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 impl Site {
@@ -932,11 +917,16 @@ async fn jobs_notify_by_e_mail_as_their_policies_ask() {
 const BACKUPS: &str = "/api/configuration/policies/backup_policies";
 const BACKUP_NOW: &str = "/api/backup/backup_now";
 
-/// `custos restore` with the given arguments; its output.
-fn restore(args: &[&std::ffi::OsStr]) -> std::process::Output {
+/// `custos restore --from <from> --data-dir <to> --secrets-key <key>`; its output.
+fn restore(from: &Path, to: &Path, key: &Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
         .arg("restore")
-        .args(args)
+        .arg("--from")
+        .arg(from)
+        .arg("--data-dir")
+        .arg(to)
+        .arg("--secrets-key")
+        .arg(key)
         .output()
         .expect("custos restore")
 }
@@ -1049,14 +1039,7 @@ async fn a_backup_over_rsync_and_ssh_restores_into_a_fresh_data_directory() {
     let restored = s.dir.path().join("restored");
     let wrong = s.dir.path().join("wrong.key");
     std::fs::write(&wrong, [7u8; 32]).unwrap();
-    let out = restore(&[
-        "--from".as_ref(),
-        dir.as_os_str(),
-        "--data-dir".as_ref(),
-        restored.as_os_str(),
-        "--secrets-key".as_ref(),
-        wrong.as_os_str(),
-    ]);
+    let out = restore(&dir, &restored, &wrong);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("secrets key"),
@@ -1082,14 +1065,7 @@ async fn a_backup_over_rsync_and_ssh_restores_into_a_fresh_data_directory() {
     bytes[10] ^= 1;
     std::fs::write(&victim, bytes).unwrap();
     let key_path = s.data().join("secrets.key");
-    let out = restore(&[
-        "--from".as_ref(),
-        damaged.as_os_str(),
-        "--data-dir".as_ref(),
-        restored.as_os_str(),
-        "--secrets-key".as_ref(),
-        key_path.as_os_str(),
-    ]);
+    let out = restore(&damaged, &restored, &key_path);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -1098,14 +1074,7 @@ async fn a_backup_over_rsync_and_ssh_restores_into_a_fresh_data_directory() {
     );
 
     // The real thing: a new data directory that serves the same configuration and sessions.
-    let out = restore(&[
-        "--from".as_ref(),
-        dir.as_os_str(),
-        "--data-dir".as_ref(),
-        restored.as_os_str(),
-        "--secrets-key".as_ref(),
-        key_path.as_os_str(),
-    ]);
+    let out = restore(&dir, &restored, &key_path);
     assert!(
         out.status.success(),
         "{}",
@@ -1236,14 +1205,7 @@ async fn backups_to_smb_and_nfs_are_verified_and_restorable() {
     {
         assert!(dir.join("MANIFEST.json").exists(), "{}", dir.display());
         let restored = s.dir.path().join(format!("restored-{n}"));
-        let out = restore(&[
-            "--from".as_ref(),
-            dir.as_os_str(),
-            "--data-dir".as_ref(),
-            restored.as_os_str(),
-            "--secrets-key".as_ref(),
-            key.as_os_str(),
-        ]);
+        let out = restore(dir, &restored, &key);
         assert!(
             out.status.success(),
             "{}",

@@ -12,7 +12,7 @@ use custos_testkit::{Client as Ssh, PASSWORD, Sshd, USER, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Client, Server};
+use crate::harness::{Client, Server, eventually};
 
 const SESSIONS: &str = "/api/audit/sessions";
 const CONNECTIONS: &str = "/api/configuration/ssh/connections";
@@ -73,22 +73,6 @@ async fn site() -> Site {
         admin,
         prod,
         lab,
-    }
-}
-
-/// Polls `check` until it returns `Some` (at most `secs` seconds).
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -499,12 +499,12 @@ fn smb_references(
     let local = smbd.archive_dir.join(&dest);
     std::fs::create_dir_all(&local)?;
     files::sync()?;
-    eprintln!("{scenario}/smb: tar -b {TAR_BLOCKS} | smbclient -Txb {TAR_BLOCKS} …");
+    eprintln!("{scenario}/smb: tar | smbclient -Txb {TAR_BLOCKS} …");
     let put = reference::smb_tar_put(server, &source.dir, &dest, Some(TAR_BLOCKS), logs)?;
     files::expect_copy(&local, source, "tar | smbclient -Txb")?;
     files::remove(&local)?;
     out.push((
-        format!("tar -b {TAR_BLOCKS} | smbclient -Txb {TAR_BLOCKS}"),
+        format!("tar | smbclient -Txb {TAR_BLOCKS} (1 MiB blocks)"),
         Ok(put),
     ));
 
@@ -588,7 +588,7 @@ fn mb_per_s(bytes: u64, time: Duration) -> f64 {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<8} {:<6} {:>9} {:>9}  {:<38} {:>9} {:>8}  {:>9} {:>8}  {:>6}",
+        "{:<8} {:<6} {:>9} {:>9}  {:<42} {:>9} {:>8}  {:>9} {:>8}  {:>6}",
         "scenario",
         "target",
         "files",
@@ -611,7 +611,7 @@ fn print_table(rows: &[Row]) {
             Err(why) => (why.clone(), "-".into(), "-".into()),
         };
         println!(
-            "{:<8} {:<6} {:>9} {:>9.1}  {:<38} {:>9} {:>8}  {:>9.2} {:>8.1}  {:>6}",
+            "{:<8} {:<6} {:>9} {:>9.1}  {:<42} {:>9} {:>8}  {:>9.2} {:>8.1}  {:>6}",
             r.scenario,
             r.target,
             thousands(r.files as u64),

@@ -78,9 +78,11 @@ fn wait_all(children: &mut [Child], limit: Option<Duration>) -> anyhow::Result<O
 }
 
 /// `tar cf - -C <src> . | smbclient //ip/archive -A auth -D <dest> -Tx -`: smbclient's bulk
-/// mode, the one Custos uses. With `blocks` (512-byte units), both sides use that blocking
-/// factor (`tar -b n`, `smbclient -Txb n`); smbclient's default is 20 (10 KiB), and it writes
-/// a file to the server one block at a time. `dest` (below the share) must exist.
+/// mode, the one Custos uses. With `blocks` (512-byte units), smbclient reads its input in
+/// blocks of that many (`-Txb n`; the default is 20, 10 KiB), and writes each file to the
+/// server one such block at a time. (tar keeps its 10 KiB records: smbclient stops reading at
+/// the end-of-archive marker, and a larger final record would be left unread in the pipe.)
+/// `dest` (below the share) must exist.
 pub fn smb_tar_put(
     smb: &SmbServer,
     src: &Path,
@@ -90,13 +92,8 @@ pub fn smb_tar_put(
 ) -> anyhow::Result<Duration> {
     let (log, out) = logs.file(&format!("smb-tar-put-{dest}"))?;
     let start = Instant::now();
-    let mut tar = Command::new("tar");
-    tar.args(["cf", "-"]);
-    if let Some(n) = blocks {
-        tar.arg("-b").arg(n.to_string());
-    }
-    let mut tar = tar
-        .arg("-C")
+    let mut tar = Command::new("tar")
+        .args(["cf", "-", "-C"])
         .arg(src)
         .arg(".")
         .stdout(Stdio::piped())
@@ -104,19 +101,22 @@ pub fn smb_tar_put(
         .spawn()
         .context("running tar")?;
     let stdin = tar.stdout.take().context("tar has no output pipe")?;
-    let mut client = smb.command();
-    client.args(["-D", dest]);
-    match blocks {
-        Some(n) => client.arg("-Txb").arg(n.to_string()),
-        None => client.arg("-Tx"),
+    // The command is dropped once spawned: it holds the pipe's read end until then.
+    let client = {
+        let mut client = smb.command();
+        client.args(["-D", dest]);
+        match blocks {
+            Some(n) => client.arg("-Txb").arg(n.to_string()),
+            None => client.arg("-Tx"),
+        };
+        client
+            .arg("-")
+            .stdin(stdin)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("running smbclient")?
     };
-    let client = client
-        .arg("-")
-        .stdin(stdin)
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
-        .context("running smbclient")?;
     wait_all(&mut [tar, client], None)
         .with_context(|| format!("tar | smbclient -Tx failed: {}", tail(&log)))?;
     Ok(start.elapsed())

@@ -139,29 +139,6 @@ pub fn free_space(dir: &Path) -> anyhow::Result<u64> {
         .with_context(|| format!("reading df's answer for {}", dir.display()))
 }
 
-/// One line describing the machine.
-pub fn machine() -> String {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpu = read("/proc/cpuinfo")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let memory_kib: u64 = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    format!(
-        "{cores} vCPU ({cpu}), {:.0} GiB RAM, kernel {}",
-        memory_kib as f64 / 1_048_576.0,
-        read("/proc/sys/kernel/osrelease").trim()
-    )
-}
-
 /// The load averages (`/proc/loadavg`: 1, 5 and 15 minutes).
 pub fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use custos_bench_support::WorkDir;
 use custos_testkit::samba::{SMB_PASSWORD, SMB_USER, Smbd};
 
 use crate::files::Source;
@@ -99,52 +100,6 @@ struct Options {
     /// Seed of the file names, sizes and contents.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-/// The working directory, removed when dropped unless kept.
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl WorkDir {
-    fn prepare(given: Option<&Path>, keep: bool) -> anyhow::Result<WorkDir> {
-        let path = match given {
-            Some(path) => {
-                if path.exists() && std::fs::read_dir(path)?.next().is_some() {
-                    bail!(
-                        "--dir {} is not empty; give a new or empty directory",
-                        path.display()
-                    );
-                }
-                std::fs::create_dir_all(path)?;
-                path.canonicalize()?
-            }
-            None => {
-                let parent = if Path::new("/work").is_dir() {
-                    PathBuf::from("/work")
-                } else {
-                    std::env::current_dir()?
-                };
-                tempfile::Builder::new()
-                    .prefix("custos-archive-bench-")
-                    .tempdir_in(&parent)
-                    .with_context(|| format!("creating a directory in {}", parent.display()))?
-                    .keep()
-            }
-        };
-        Ok(WorkDir { path, keep })
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.keep {
-            eprintln!("kept {}", self.path.display());
-        } else if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            eprintln!("could not remove {}: {e}", self.path.display());
-        }
-    }
 }
 
 /// One line of the table: a reference against the Custos job of the same scenario and target.
@@ -236,7 +191,11 @@ fn main() -> anyhow::Result<()> {
     {
         bail!("counts, sizes and --batch-files must be positive, and min <= max");
     }
-    let work = WorkDir::prepare(options.dir.as_deref(), options.keep)?;
+    let work = WorkDir::prepare(
+        options.dir.as_deref(),
+        options.keep,
+        "custos-archive-bench-",
+    )?;
     let smbclient = files::which("smbclient")?;
     files::which("rsync")?;
     let trace = if options.trace_smbclient {
@@ -285,7 +244,7 @@ async fn run(
         );
     }
 
-    println!("machine:   {}", files::machine());
+    println!("machine:   {}", custos_bench_support::machine());
     println!(
         "command:   {}",
         std::env::args().collect::<Vec<_>>().join(" ")

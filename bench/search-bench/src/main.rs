@@ -83,7 +83,11 @@ fn main() -> anyhow::Result<()> {
         bail!("--records, --text-gib and --queries must be positive");
     }
     let budget = (options.text_gib * (1u64 << 30) as f64) as u64;
-    let dir = system::IndexDir::prepare(options.dir.as_deref(), options.keep)?;
+    let dir = custos_bench_support::WorkDir::prepare(
+        options.dir.as_deref(),
+        options.keep,
+        "custos-search-bench-",
+    )?;
     check_space(&dir.path, budget, options.records)?;
     let machine = system::machine();
     println!("machine: {machine}");

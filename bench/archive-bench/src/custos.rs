@@ -223,7 +223,10 @@ pub async fn run(
         Arc::clone(&store),
         Arc::clone(&records) as Arc<dyn SessionStore>,
         options,
-        document(target),
+        {
+            let config = document(target);
+            Box::new(move || config.clone())
+        },
     )
     .await
     .context("opening the retention engine")?;

@@ -21,7 +21,7 @@ pub mod target;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use custos_config::document::Document;
@@ -87,7 +87,9 @@ pub struct Retention {
     /// Saves records (and re-indexes them): archived sessions stay searchable.
     records: Arc<dyn SessionStore>,
     options: Options,
-    config: RwLock<Document>,
+    /// The committed configuration, read at each use, so that a job started right after a
+    /// commit sees it (nothing to keep in step).
+    config: ConfigSource,
     /// Policies with a job in progress.
     running: Mutex<HashSet<String>>,
 }
@@ -155,13 +157,16 @@ pub(crate) fn now_micros() -> i64 {
         .unwrap_or_default()
 }
 
+/// Where the engine reads the committed configuration from.
+pub type ConfigSource = Box<dyn Fn() -> Document + Send + Sync>;
+
 impl Retention {
     /// Marks jobs a previous process left running as interrupted. Call before anything runs.
     pub async fn open(
         store: Arc<Store>,
         records: Arc<dyn SessionStore>,
         options: Options,
-        config: Document,
+        config: ConfigSource,
     ) -> Result<Arc<Retention>, RetentionError> {
         let interrupted = store.interrupt_running_jobs(now_micros()).await?;
         if interrupted > 0 {
@@ -174,21 +179,13 @@ impl Retention {
             store,
             records,
             options,
-            config: RwLock::new(config),
+            config,
             running: Mutex::new(HashSet::new()),
         }))
     }
 
-    /// Follows a newly committed configuration.
-    pub fn apply(&self, config: Document) {
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
-    }
-
     pub(crate) fn config(&self) -> Document {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        (self.config)()
     }
 
     /// Every object of a policy collection that parses as `T`: `(key, policy)`. Policies that

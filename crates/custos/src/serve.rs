@@ -199,7 +199,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // The SSH gateway follows the committed configuration: every commit reconciles its
     // listeners (sessions in progress keep the policy they started with).
-    let retention = start_retention(&args, &api, &store, indexed.clone()).await?;
+    start_retention(&args, &api, &store, indexed.clone()).await?;
     let gateway = custos_gateway::Gateway::new(
         data_dir,
         api.committed_node_id(),
@@ -213,7 +213,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(async move {
         loop {
             let snapshot = revisions.borrow_and_update().clone();
-            retention.apply(snapshot.doc.clone());
             follower.apply(&snapshot.doc).await;
             if revisions.changed().await.is_err() {
                 break;
@@ -268,7 +267,7 @@ async fn start_retention(
     api: &Arc<Api>,
     store: &Arc<Store>,
     records: Arc<dyn custos_sessions::SessionStore>,
-) -> anyhow::Result<Arc<custos_retention::Retention>> {
+) -> anyhow::Result<()> {
     let nfs = custos_retention::NfsMounts {
         root: args.nfs_mount_root.clone(),
         require_mount: !args.nfs_allow_unmounted,
@@ -286,7 +285,12 @@ async fn start_retention(
         Arc::clone(store),
         records,
         options,
-        api.committed().doc.clone(),
+        // The commit's response is sent after the snapshot is published here, so a job
+        // requested right after a commit runs with it.
+        {
+            let committed = api.subscribe();
+            Box::new(move || committed.borrow().doc.clone())
+        },
     )
     .await
     .context("starting the archive engine")?;
@@ -298,7 +302,7 @@ async fn start_retention(
             tracing::error!(error = %e, "cannot resume unfinished archive moves");
         }
     });
-    Ok(retention)
+    Ok(())
 }
 
 /// Opens the database of `data_dir` (for offline commands; the server must not be running

@@ -94,12 +94,24 @@ impl SessionStore for Records {
             saved.map(|_| ()).map_err(|e| e.to_string())
         })
     }
+
+    fn save_all(&self, records: Vec<SessionRecord>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let saved = self.store.save_sessions(&records).await;
+            self.nanos
+                .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            self.count
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            saved.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// What one job took.
 pub struct Measured {
     pub elapsed: Duration,
-    /// Saving the archived records (inside `elapsed`): one SQLite transaction each.
+    /// Saving the archived records (inside `elapsed`): one SQLite transaction per batch.
     pub saves: Duration,
     pub save_count: u64,
     /// Setting up the store before the job (not timed in `elapsed`).
@@ -183,6 +195,7 @@ pub async fn run(
     source: &Source,
     target: &Target<'_>,
     batch_files: usize,
+    parallel_batches: usize,
 ) -> anyhow::Result<Measured> {
     let data = work.join("data");
     let trails = data.join("trails");
@@ -219,6 +232,7 @@ pub async fn run(
         },
     );
     options.batch_files = batch_files;
+    options.parallel_batches = parallel_batches;
     let retention = Retention::open(
         Arc::clone(&store),
         Arc::clone(&records) as Arc<dyn SessionStore>,

@@ -107,6 +107,20 @@ pub fn expect_copy(dir: &Path, source: &Source, what: &str) -> anyhow::Result<()
     Ok(())
 }
 
+/// Hard links of the source files, dealt round-robin into `n` directories under `base`.
+pub fn split(source: &Source, base: &Path, n: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let parts: Vec<PathBuf> = (0..n).map(|i| base.join(i.to_string())).collect();
+    for part in &parts {
+        std::fs::create_dir_all(part).with_context(|| format!("creating {}", part.display()))?;
+    }
+    for (i, trail) in source.trails.iter().enumerate() {
+        let to = parts[i % n].join(format!("{}.trail", trail.key));
+        std::fs::hard_link(source.path(trail), &to)
+            .with_context(|| format!("linking {}", to.display()))?;
+    }
+    Ok(parts)
+}
+
 /// Removes a directory tree if it exists.
 pub fn remove(dir: &Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(dir) {

@@ -78,6 +78,10 @@ struct Options {
     /// Trails per batch of the job (the engine's `Options::batch_files`).
     #[arg(long, default_value_t = 256)]
     batch_files: usize,
+    /// Batches of the job under way at once (the engine's `Options::parallel_batches`); also
+    /// the number of `smbclient mput` run side by side in the parallel reference.
+    #[arg(long, default_value_t = 4)]
+    parallel_batches: usize,
     /// Give up `smbclient mput` after this many seconds (0: do not run it).
     #[arg(long, default_value_t = 600)]
     mput_limit_secs: u64,
@@ -145,7 +149,7 @@ start=$(date +%s%N)
 rc=$?
 end=$(date +%s%N)
 mode=other
-for a in "$@"; do case "$a" in -Tx) mode=put;; -Tc) mode=read_back;; esac; done
+for a in "$@"; do case "$a" in -Tx) mode=put;; -Tc) mode=read_back;; put\ *) mode=put;; get\ *) mode=read_back;; esac; done
 echo "$mode $start $end" >> {log}
 exit $rc
 "#,
@@ -186,6 +190,7 @@ fn main() -> anyhow::Result<()> {
         || options.large_count == 0
         || options.large_mib == 0
         || options.batch_files == 0
+        || options.parallel_batches == 0
         || options.small_min_kib == 0
         || options.small_min_kib > options.small_max_kib
     {
@@ -257,7 +262,10 @@ async fn run(
     );
     println!("directory: {}", work.display());
     println!("load:      {} (1, 5, 15 min) at the start", files::load());
-    println!("batch:     {} trails per batch", options.batch_files);
+    println!(
+        "batch:     {} trails per batch, {} batches at once",
+        options.batch_files, options.parallel_batches
+    );
 
     let logs = Logs(work.join("logs"));
     let smbd = if targets.contains(&"smb") {
@@ -339,6 +347,7 @@ async fn run(
                         dest: &format!("custos-{scenario}"),
                     },
                     options.batch_files,
+                    options.parallel_batches,
                 )
                 .await?
             } else {
@@ -354,6 +363,7 @@ async fn run(
                         dest: &format!("custos-{scenario}"),
                     },
                     options.batch_files,
+                    options.parallel_batches,
                 )
                 .await?
             };
@@ -489,6 +499,27 @@ fn smb_references(
         )),
     }
     files::remove(&local)?;
+
+    let n = options.parallel_batches;
+    let name = format!("{n} × smbclient mput side by side");
+    let dest = format!("ref-pmput-{scenario}");
+    let local = smbd.archive_dir.join(&dest);
+    std::fs::create_dir_all(&local)?;
+    let parts = files::split(source, &source.dir.with_extension("split"), n)?;
+    files::sync()?;
+    eprintln!("{scenario}/smb: {name} …");
+    match reference::smb_mput_parallel(server, &parts, &dest, limit, logs)? {
+        Some(time) => {
+            files::expect_copy(&local, source, &name)?;
+            out.push((name, Ok(time)));
+        }
+        None => out.push((
+            name,
+            Err(format!("skipped: over {} s", options.mput_limit_secs)),
+        )),
+    }
+    files::remove(&local)?;
+    files::remove(&source.dir.with_extension("split"))?;
     Ok(out)
 }
 
@@ -609,8 +640,8 @@ fn print_jobs(jobs: &[JobLine], batch_files: usize) {
         "job s",
         "saves s",
         "ms/save",
-        "smbclient -Tx s (n)",
-        "smbclient -Tc s (n)",
+        "smbclient put s (n)",
+        "smbclient get s (n)",
         "other smb s (n)",
         "rest s",
         "setup s"
@@ -656,10 +687,13 @@ fn print_jobs(jobs: &[JobLine], batch_files: usize) {
         );
     }
     println!(
-        "saves: the records saved through the SessionStore (one SQLite transaction each, synchronous=FULL);"
+        "saves: the records saved through the SessionStore (one SQLite transaction per batch, synchronous=FULL);"
     );
     println!(
-        "smbclient columns only with --trace-smbclient; rest: everything else in the job (journal, hashing, directory"
+        "smbclient columns only with --trace-smbclient: the time of every run added up (batches overlap, so the sum"
+    );
+    println!(
+        "can exceed the job's time); rest: the job's time minus saves and smbclient (journal, hashing, directory"
     );
     println!(
         "copies and fsyncs on nfs, deletes); setup (not timed): linking the trails and saving the records before the job."

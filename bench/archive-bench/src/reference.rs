@@ -162,20 +162,36 @@ pub fn smb_mput(
     limit: Duration,
     logs: &Logs,
 ) -> anyhow::Result<Option<Duration>> {
-    let (log, out) = logs.file(&format!("smb-mput-{dest}"))?;
+    smb_mput_parallel(smb, &[src.to_path_buf()], dest, limit, logs)
+}
+
+/// One `smbclient … mput *` per source directory, all at once, into the same `dest`: what the
+/// target does with as many sessions as the job uses.
+pub fn smb_mput_parallel(
+    smb: &SmbServer,
+    srcs: &[PathBuf],
+    dest: &str,
+    limit: Duration,
+    logs: &Logs,
+) -> anyhow::Result<Option<Duration>> {
+    let (log, out) = logs.file(&format!("smb-mput-{}-{dest}", srcs.len()))?;
     let start = Instant::now();
-    let client = smb
-        .command()
-        .args(["-D", dest, "-c"])
-        .arg(format!(
-            "prompt OFF; recurse ON; lcd {}; mput *",
-            src.display()
-        ))
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
-        .context("running smbclient")?;
-    let done = wait_all(&mut [client], Some(limit))
+    let mut children = Vec::new();
+    for src in srcs {
+        children.push(
+            smb.command()
+                .args(["-D", dest, "-c"])
+                .arg(format!(
+                    "prompt OFF; recurse ON; lcd {}; mput *",
+                    src.display()
+                ))
+                .stdout(out.try_clone()?)
+                .stderr(out.try_clone()?)
+                .spawn()
+                .context("running smbclient")?,
+        );
+    }
+    let done = wait_all(&mut children, Some(limit))
         .with_context(|| format!("smbclient mput failed: {}", tail(&log)))?;
     Ok(done.map(|()| start.elapsed()))
 }

@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use custos_config::objects::retention::ArchiveCleanupPolicy;
 use custos_sessions::{SessionRecord, TrailArchive};
@@ -142,6 +143,101 @@ struct Move {
     destination: String,
 }
 
+/// What became of one trail of a batch on the blocking side.
+enum Check {
+    /// The record names no usable local path, or the file cannot be read.
+    Unreadable(String),
+    /// `none`: the local file's digest, before it is deleted.
+    ToDelete(Digest),
+    /// The copy on the target matches the local file.
+    Verified(Digest),
+    /// The copy is missing or differs: the trail stays here.
+    Mismatch {
+        local: Digest,
+        found: Option<Digest>,
+    },
+}
+
+/// A batch after its transfer: each trail with its local path and what the checks found, and
+/// what the target refused.
+struct Transferred {
+    trails: Vec<(Move, Option<PathBuf>, Check)>,
+    refused: Vec<String>,
+}
+
+type Running = tokio::task::JoinSet<Result<Transferred, RetentionError>>;
+
+/// On a blocking thread: local digests, copy, read back, compare. `Err` when the target
+/// failed as a whole (the job stops; the data stays).
+fn transfer(
+    target: Option<&Target>,
+    batch: Vec<(Move, Option<PathBuf>)>,
+    pause_after_copy: Option<Duration>,
+) -> Result<Transferred, RetentionError> {
+    let mut trails = Vec::with_capacity(batch.len());
+    let mut items = Vec::new();
+    let mut local_digests = Vec::new();
+    for (m, local) in batch {
+        let check = match &local {
+            None => Check::Unreadable(format!(
+                "session {} names an unusable trail path",
+                m.record.key
+            )),
+            Some(path) => match std::fs::File::open(path).and_then(digest) {
+                Ok(d) => {
+                    items.push(Item {
+                        local: path.clone(),
+                        remote: m.destination.clone(),
+                    });
+                    local_digests.push((m.destination.clone(), d.size));
+                    Check::ToDelete(d)
+                }
+                Err(e) => Check::Unreadable(format!("cannot read {}: {e}", path.display())),
+            },
+        };
+        trails.push((m, local, check));
+    }
+    let Some(target) = target else {
+        return Ok(Transferred {
+            trails,
+            refused: Vec::new(),
+        });
+    };
+    let refused = if items.is_empty() {
+        Vec::new()
+    } else {
+        target.put(&items)?
+    };
+    if let Some(pause) = pause_after_copy {
+        tracing::warn!("fault injection: archive job paused after copying");
+        std::thread::sleep(pause);
+    }
+    let copies = if local_digests.is_empty() {
+        HashMap::new()
+    } else {
+        target.read_back(&local_digests)?
+    };
+    for (m, _, check) in &mut trails {
+        if let Check::ToDelete(local) = check {
+            let local = std::mem::replace(
+                local,
+                Digest {
+                    size: 0,
+                    blake3: String::new(),
+                },
+            );
+            *check = match copies.get(&m.destination) {
+                Some(copy) if *copy == local => Check::Verified(local),
+                found => Check::Mismatch {
+                    local,
+                    found: found.cloned(),
+                },
+            };
+        }
+    }
+    Ok(Transferred { trails, refused })
+}
+
 impl Job<'_> {
     async fn run(&mut self) -> Result<(), RetentionError> {
         let options = &self.engine.options;
@@ -156,6 +252,34 @@ impl Job<'_> {
             let t = Arc::clone(t);
             blocking(move || t.check()).await??;
         }
+        let mut running = Running::new();
+        let started = self.start_all(&target, &mut running).await;
+        // Batches already under way are settled whatever happened: what they verified is
+        // recorded, so that a failed job still moves what it could.
+        let mut result = started;
+        while let Some(joined) = running.join_next().await {
+            let settled = match joined {
+                Ok(Ok(batch)) => self.settle(&target, batch).await,
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(RetentionError::Target(crate::target::TargetError(format!(
+                    "a transfer task failed: {e}"
+                )))),
+            };
+            if let (Ok(()), Err(e)) = (&result, settled) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// Starts every batch (unfinished moves first, then every trail old enough), keeping at
+    /// most `parallel_batches` transfers under way and settling them as they finish.
+    async fn start_all(
+        &mut self,
+        target: &Option<Arc<Target>>,
+        running: &mut Running,
+    ) -> Result<(), RetentionError> {
+        let options = &self.engine.options;
         let mut attempted: HashSet<String> = HashSet::new();
 
         // Unfinished moves first, to the destinations they were given.
@@ -172,12 +296,13 @@ impl Job<'_> {
                 .collect();
             let mut moves = Vec::new();
             let mut settled = Vec::new();
+            let mut leftovers = Vec::new();
             for entry in chunk {
                 attempted.insert(entry.session_key.clone());
                 match records.get(&entry.session_key) {
                     Some(record) if record.archive.is_some() => {
                         // Recorded before the crash: only the local delete may be missing.
-                        self.delete_local(record).await;
+                        leftovers.extend(self.local(record));
                         settled.push(entry.session_key.clone());
                     }
                     Some(record) => moves.push(Move {
@@ -187,8 +312,9 @@ impl Job<'_> {
                     None => settled.push(entry.session_key.clone()),
                 }
             }
+            self.remove_locals(leftovers).await;
             self.engine.store.journal_remove(&settled).await?;
-            self.batch(target.clone(), moves).await?;
+            self.start(target, moves, running).await?;
         }
 
         // Then every trail that is old enough.
@@ -225,17 +351,23 @@ impl Job<'_> {
                     record,
                 })
                 .collect();
-            self.batch(target.clone(), moves).await?;
+            self.start(target, moves, running).await?;
         }
         Ok(())
     }
 
+    /// The fault-injection pause after `phase`, if configured.
+    fn pause_for(&self, phase: &str) -> Option<Duration> {
+        match &self.engine.options.fault_pause {
+            Some((at, pause)) if at == phase => Some(*pause),
+            _ => None,
+        }
+    }
+
     async fn pause_after(&self, phase: &str) {
-        if let Some((at, pause)) = &self.engine.options.fault_pause
-            && at == phase
-        {
+        if let Some(pause) = self.pause_for(phase) {
             tracing::warn!(%phase, "fault injection: archive job paused");
-            tokio::time::sleep(*pause).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -247,14 +379,28 @@ impl Job<'_> {
             .then(|| self.engine.options.data_dir.join(relative))
     }
 
-    /// Moves one batch. `Err` when the target failed (the job stops; the data stays).
-    async fn batch(
+    /// Journals one batch and starts its transfer; first settles finished transfers while
+    /// `parallel_batches` are under way. `Err` when a settled batch failed.
+    async fn start(
         &mut self,
-        target: Option<Arc<Target>>,
+        target: &Option<Arc<Target>>,
         moves: Vec<Move>,
+        running: &mut Running,
     ) -> Result<(), RetentionError> {
         if moves.is_empty() {
             return Ok(());
+        }
+        while running.len() >= self.engine.options.parallel_batches.max(1) {
+            match running.join_next().await {
+                Some(Ok(Ok(batch))) => self.settle(target, batch).await?,
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => {
+                    return Err(RetentionError::Target(crate::target::TargetError(format!(
+                        "a transfer task failed: {e}"
+                    ))));
+                }
+                None => break,
+            }
         }
         let entries: Vec<JournalEntry> = moves
             .iter()
@@ -266,150 +412,126 @@ impl Job<'_> {
             .collect();
         self.engine.store.journal_add(&entries, self.now).await?;
         self.pause_after("journaled").await;
-
-        // Local digests (a trail whose file is gone cannot be moved: reported, left alone).
-        let mut ready: Vec<(Move, PathBuf, Digest)> = Vec::new();
-        let mut gone = Vec::new();
-        for m in moves {
-            let Some(local) = self.local(&m.record) else {
-                self.report.failed += 1;
-                self.report.error(format!(
-                    "session {} names an unusable trail path",
-                    m.record.key
-                ));
-                gone.push(m.record.key.clone());
-                continue;
-            };
-            let path = local.clone();
-            match blocking(move || std::fs::File::open(&path).and_then(digest)).await? {
-                Ok(d) => ready.push((m, local, d)),
-                Err(e) => {
-                    self.report.failed += 1;
-                    self.report
-                        .error(format!("cannot read {}: {e}", local.display()));
-                    gone.push(m.record.key.clone());
-                }
-            }
-        }
-        self.engine.store.journal_remove(&gone).await?;
-
-        let Some(target) = target else {
-            return self.delete_batch(ready).await;
-        };
-        let items: Vec<Item> = ready
-            .iter()
-            .map(|(m, local, _)| Item {
-                local: local.clone(),
-                remote: m.destination.clone(),
+        let batch: Vec<(Move, Option<PathBuf>)> = moves
+            .into_iter()
+            .map(|m| {
+                let local = self.local(&m.record);
+                (m, local)
             })
             .collect();
-        let remotes: Vec<String> = items.iter().map(|i| i.remote.clone()).collect();
-        let t = Arc::clone(&target);
-        blocking(move || t.put(&items)).await??;
-        self.pause_after("copied").await;
-        let t = Arc::clone(&target);
-        let copies = blocking(move || t.read_back(&remotes)).await??;
+        let target = target.clone();
+        let pause = self.pause_for("copied");
+        running.spawn_blocking(move || transfer(target.as_deref(), batch, pause));
+        Ok(())
+    }
 
-        let (kind, server, share) = target.describe();
-        let mut verified = Vec::new();
-        for (m, local, local_digest) in ready {
-            match copies.get(&m.destination) {
-                Some(copy) if *copy == local_digest => {
-                    let mut record = m.record;
-                    record.archived = true;
-                    record.archive = Some(TrailArchive {
-                        policy: self.policy.name.clone(),
-                        policy_id: self.key.to_string(),
-                        target: kind.to_string(),
-                        server: Some(server.clone()),
-                        share: Some(share.clone()),
-                        path: Some(m.destination.clone()),
-                        size: copy.size,
-                        blake3: Some(copy.blake3.clone()),
-                        time: now_micros(),
-                    });
-                    self.save(&record).await?;
-                    verified.push((record, local, m.destination));
-                }
-                other => {
+    /// Records what a transfer verified (or, for `none`, the deletion), then deletes those
+    /// local files and clears their journal rows. Trails that failed keep their journal rows
+    /// (the next run retries them to the same destination).
+    async fn settle(
+        &mut self,
+        target: &Option<Arc<Target>>,
+        batch: Transferred,
+    ) -> Result<(), RetentionError> {
+        let described = target.as_ref().map(|t| t.describe());
+        let mut records = Vec::new();
+        let mut done = Vec::new();
+        let mut unreadable = Vec::new();
+        let mut mismatched = false;
+        for (m, local, check) in batch.trails {
+            let (copy, archived) = match check {
+                Check::Unreadable(why) => {
                     self.report.failed += 1;
-                    let found = other.map_or("nothing".to_string(), |c| {
+                    self.report.error(why);
+                    unreadable.push(m.record.key.clone());
+                    continue;
+                }
+                Check::Mismatch { local, found } => {
+                    self.report.failed += 1;
+                    mismatched = true;
+                    let found = found.map_or("nothing".to_string(), |c| {
                         format!("{} bytes with digest {}", c.size, c.blake3)
                     });
                     self.report.error(format!(
                         "verification failed for {}: expected {} bytes with digest {}, read back {found}; the trail stays here",
-                        m.destination, local_digest.size, local_digest.blake3
+                        m.destination, local.size, local.blake3
                     ));
+                    continue;
                 }
+                Check::ToDelete(d) => (d, false),
+                Check::Verified(d) => (d, true),
+            };
+            let mut record = m.record;
+            record.archived = archived;
+            record.archive = Some(match &described {
+                Some((kind, server, share)) if archived => TrailArchive {
+                    policy: self.policy.name.clone(),
+                    policy_id: self.key.to_string(),
+                    target: (*kind).to_string(),
+                    server: Some(server.clone()),
+                    share: Some(share.clone()),
+                    path: Some(m.destination.clone()),
+                    size: copy.size,
+                    blake3: Some(copy.blake3.clone()),
+                    time: now_micros(),
+                },
+                _ => TrailArchive {
+                    policy: self.policy.name.clone(),
+                    policy_id: self.key.to_string(),
+                    target: "none".into(),
+                    server: None,
+                    share: None,
+                    path: None,
+                    size: copy.size,
+                    blake3: Some(copy.blake3.clone()),
+                    time: now_micros(),
+                },
+            });
+            done.push((record.key.clone(), local, m.destination, copy.size));
+            records.push(record);
+        }
+        if mismatched {
+            for refusal in batch.refused {
+                self.report.error(format!("the target refused: {refusal}"));
             }
         }
-        self.pause_after("recorded").await;
-        let mut keys = Vec::new();
-        for (record, local, destination) in &verified {
-            remove(local).await;
-            self.report
-                .done(destination, record.archive.as_ref().map_or(0, |a| a.size));
-            keys.push(record.key.clone());
+        self.engine.store.journal_remove(&unreadable).await?;
+        if records.is_empty() {
+            return Ok(());
         }
-        self.flush_trail_dir().await;
+        self.engine.records.save_all(records).await.map_err(|e| {
+            RetentionError::Unavailable(format!("cannot save the batch's session records: {e}"))
+        })?;
+        self.pause_after("recorded").await;
+        let mut keys = Vec::with_capacity(done.len());
+        let mut locals = Vec::with_capacity(done.len());
+        for (key, local, destination, size) in done {
+            self.report.done(&destination, size);
+            keys.push(key);
+            locals.extend(local);
+        }
+        self.remove_locals(locals).await;
         self.engine.store.journal_remove(&keys).await?;
         Ok(())
     }
 
-    /// `none`: record the deletion, then delete.
-    async fn delete_batch(
-        &mut self,
-        ready: Vec<(Move, PathBuf, Digest)>,
-    ) -> Result<(), RetentionError> {
-        let mut keys = Vec::new();
-        for (m, local, d) in ready {
-            let mut record = m.record;
-            record.archived = false;
-            record.archive = Some(TrailArchive {
-                policy: self.policy.name.clone(),
-                policy_id: self.key.to_string(),
-                target: "none".into(),
-                server: None,
-                share: None,
-                path: None,
-                size: d.size,
-                blake3: Some(d.blake3),
-                time: now_micros(),
-            });
-            self.save(&record).await?;
-            remove(&local).await;
-            self.report.done(&m.destination, d.size);
-            keys.push(record.key);
+    /// Deletes local trail files whose records say they are archived or deleted, then flushes
+    /// the trail directory.
+    async fn remove_locals(&self, paths: Vec<PathBuf>) {
+        if paths.is_empty() {
+            return;
         }
-        self.pause_after("recorded").await;
-        self.flush_trail_dir().await;
-        self.engine.store.journal_remove(&keys).await?;
-        Ok(())
-    }
-
-    async fn save(&self, record: &SessionRecord) -> Result<(), RetentionError> {
-        self.engine.records.save(record.clone()).await.map_err(|e| {
-            RetentionError::Unavailable(format!("cannot save session {}: {e}", record.key))
-        })
-    }
-
-    async fn delete_local(&self, record: &SessionRecord) {
-        if let Some(local) = self.local(record) {
-            remove(&local).await;
-            self.flush_trail_dir().await;
-        }
-    }
-
-    async fn flush_trail_dir(&self) {
         let dir = self.engine.options.data_dir.join("trails");
-        let _ = blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all())).await;
-    }
-}
-
-async fn remove(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::error!(target: "custos::events", file = %path.display(), error = %e, "cannot delete an archived trail's local copy");
+        let _ = blocking(move || {
+            for path in &paths {
+                if let Err(e) = std::fs::remove_file(path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::error!(target: "custos::events", file = %path.display(), error = %e, "cannot delete an archived trail's local copy");
+                }
+            }
+            std::fs::File::open(&dir).and_then(|d| d.sync_all())
+        })
+        .await;
     }
 }

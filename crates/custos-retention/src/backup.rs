@@ -212,26 +212,42 @@ async fn backup(
         let check = Arc::clone(&t);
         blocking(move || check.check()).await??;
         let (put, sent) = (Arc::clone(&t), items.clone());
-        blocking(move || put.put(&sent)).await??;
+        let refused = blocking(move || put.put(&sent)).await??;
         // Read back and compare before the manifest declares the backup complete.
-        let remotes: Vec<String> = items.iter().map(|i| i.remote.clone()).collect();
+        let wanted: Vec<(String, u64)> = manifest
+            .files
+            .iter()
+            .map(|f| (remote(&f.path), f.size))
+            .collect();
         let back = Arc::clone(&t);
-        let copies = blocking(move || back.read_back(&remotes)).await??;
+        let copies = blocking(move || back.read_back(&wanted)).await??;
         for f in &manifest.files {
             let ok = copies
                 .get(&remote(&f.path))
                 .is_some_and(|c| c.size == f.size && c.blake3 == f.blake3);
             if !ok {
                 return Err(TargetError(format!(
-                    "the copy of {} on the target does not match (read back: {:?})",
+                    "the copy of {} on the target does not match (read back: {:?}){}",
                     f.path,
-                    copies.get(&remote(&f.path))
+                    copies.get(&remote(&f.path)),
+                    if refused.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; the target said: {}", refused.join("; "))
+                    }
                 ))
                 .into());
             }
         }
         let last = vec![item(&stage, MANIFEST)];
-        blocking(move || t.put(&last)).await??;
+        let refused = blocking(move || t.put(&last)).await??;
+        if !refused.is_empty() {
+            return Err(TargetError(format!(
+                "cannot write {MANIFEST} to the target: {}",
+                refused.join("; ")
+            ))
+            .into());
+        }
     }
     let bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
     Ok(json!({

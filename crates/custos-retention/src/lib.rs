@@ -44,6 +44,11 @@ pub struct Options {
     pub nfs: NfsMounts,
     /// At most this many trails per batch (one journal write, one target round trip).
     pub batch_files: usize,
+    /// At most this many batches of one job are being copied and read back at once. Targets
+    /// answer one request at a time per connection, so a few connections keep both the
+    /// target and this host busy (a single SMB session on loopback leaves the CPUs mostly
+    /// waiting for each other).
+    pub parallel_batches: usize,
     /// Test hook: pause this long after the named phase of a batch (`journaled`, `copied`,
     /// `recorded`), so that a test can kill the process there.
     pub fault_pause: Option<(String, Duration)>,
@@ -56,6 +61,7 @@ impl Options {
             node_id,
             nfs,
             batch_files: 256,
+            parallel_batches: 4,
             fault_pause: None,
         }
     }

@@ -20,4 +20,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait SessionStore: Send + Sync {
     /// Inserts or replaces the record with the same key.
     fn save(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Saves several records at once: all of them or (on error) possibly none. Stores that can
+    /// write them in one transaction override this (one commit instead of one per record).
+    fn save_all(&self, records: Vec<SessionRecord>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            for record in records {
+                self.save(record).await?;
+            }
+            Ok(())
+        })
+    }
 }

@@ -53,28 +53,80 @@ impl Store {
     /// Inserts the record, or replaces the one with the same key; returns the revision the row
     /// now carries (higher than any before it).
     pub async fn save_session(&self, record: &SessionRecord) -> Result<i64, StoreError> {
-        let text = serde_json::to_string(record)
-            .map_err(|e| StoreError::Corrupt(format!("session {}: {e}", record.key)))?;
-        let row = sqlx::query(
-            "INSERT INTO sessions (key, session_id, start_time, end_time, active, connection_policy, record, revision)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(revision), 0) + 1 FROM sessions))
-             ON CONFLICT (key) DO UPDATE SET
-                session_id = excluded.session_id, start_time = excluded.start_time,
-                end_time = excluded.end_time, active = excluded.active,
-                connection_policy = excluded.connection_policy, record = excluded.record,
-                revision = excluded.revision
-             RETURNING revision",
-        )
-        .bind(&record.key)
-        .bind(&record.session_id)
-        .bind(record.start_time)
-        .bind(record.end_time)
-        .bind(record.active)
-        .bind(&record.connection_policy)
-        .bind(text)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("revision")?)
+        let mut revisions = self.save_sessions(std::slice::from_ref(record)).await?;
+        revisions
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt(format!("session {}: no revision", record.key)))
+    }
+
+    /// Inserts or replaces every record in one transaction (all or none), returning the
+    /// revision each was given, in order.
+    pub async fn save_sessions(&self, records: &[SessionRecord]) -> Result<Vec<i64>, StoreError> {
+        /// Rows per statement (8 parameters each; SQLite allows 32766).
+        const ROWS: usize = 100;
+        let mut tx = self.pool.begin().await?;
+        let mut revisions = Vec::with_capacity(records.len());
+        for chunk in records.chunks(ROWS) {
+            // The revisions are the highest one so far plus 1, 2, … for the rows in order:
+            // unique and increasing whether SQLite evaluates the subquery once per statement or
+            // once per row. The statement itself takes the write lock, so no other writer
+            // can slip in between reading the highest revision and using it.
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 8;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, (SELECT COALESCE(MAX(revision), 0) FROM sessions) + ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO sessions (key, session_id, start_time, end_time, active, connection_policy, record, revision)
+                 VALUES {values}
+                 ON CONFLICT (key) DO UPDATE SET
+                    session_id = excluded.session_id, start_time = excluded.start_time,
+                    end_time = excluded.end_time, active = excluded.active,
+                    connection_policy = excluded.connection_policy, record = excluded.record,
+                    revision = excluded.revision
+                 RETURNING key, revision"
+            );
+            // Only numbered placeholders are formatted in; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, record) in chunk.iter().enumerate() {
+                let text = serde_json::to_string(record)
+                    .map_err(|e| StoreError::Corrupt(format!("session {}: {e}", record.key)))?;
+                query = query
+                    .bind(&record.key)
+                    .bind(&record.session_id)
+                    .bind(record.start_time)
+                    .bind(record.end_time)
+                    .bind(record.active)
+                    .bind(&record.connection_policy)
+                    .bind(text)
+                    .bind(i as i64 + 1);
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            let mut given: std::collections::HashMap<String, i64> =
+                std::collections::HashMap::new();
+            for row in rows {
+                given.insert(row.try_get("key")?, row.try_get("revision")?);
+            }
+            for record in chunk {
+                revisions.push(*given.get(&record.key).ok_or_else(|| {
+                    StoreError::Corrupt(format!("session {}: no revision given", record.key))
+                })?);
+            }
+        }
+        tx.commit().await?;
+        Ok(revisions)
     }
 
     /// The records of `keys` that exist, in no particular order.
@@ -232,6 +284,15 @@ impl SessionStore for Store {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn save_all(&self, records: Vec<SessionRecord>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.save_sessions(&records)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +337,37 @@ mod tests {
             archived: false,
             archive: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_batch_save_gives_every_record_its_own_increasing_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        store
+            .save_session(&record("k00000", 1, true))
+            .await
+            .unwrap();
+        // More rows than one statement takes, one of them an update.
+        let batch: Vec<SessionRecord> = (0..250)
+            .map(|i| record(&format!("k{i:05}"), i, false))
+            .collect();
+        let revisions = store.save_sessions(&batch).await.unwrap();
+        assert_eq!(revisions.len(), 250);
+        assert!(revisions[0] > 1);
+        assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+        let changed = store.sessions_changed_since(1, 1000).await.unwrap();
+        let keys: Vec<&str> = changed.iter().map(|(r, _)| r.key.as_str()).collect();
+        let expected: Vec<String> = batch.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            changed.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+            revisions
+        );
+        assert_eq!(
+            store.session("k00000").await.unwrap(),
+            Some(batch[0].clone())
+        );
+        assert_eq!(store.save_sessions(&[]).await.unwrap(), Vec::<i64>::new());
     }
 
     #[tokio::test]

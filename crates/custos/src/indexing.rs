@@ -39,17 +39,23 @@ impl IndexedStore {
 
 impl SessionStore for IndexedStore {
     fn save(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), String>> {
+        self.save_all(vec![record])
+    }
+
+    fn save_all(&self, records: Vec<SessionRecord>) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             let _in_order = self.order.lock().await;
-            let revision = self
+            let revisions = self
                 .store
-                .save_session(&record)
+                .save_sessions(&records)
                 .await
                 .map_err(|e| e.to_string())?;
-            // The record is durable; an index failure only delays searchability (the next
+            // The records are durable; an index failure only delays searchability (the next
             // start re-indexes from the revision the index last committed).
-            if let Err(e) = self.index.record(&record, revision) {
-                tracing::error!(session = %record.key, error = %e, "cannot index a session record");
+            for (record, revision) in records.iter().zip(revisions) {
+                if let Err(e) = self.index.record(record, revision) {
+                    tracing::error!(session = %record.key, error = %e, "cannot index a session record");
+                }
             }
             Ok(())
         })

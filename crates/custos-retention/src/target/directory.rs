@@ -2,8 +2,8 @@
 //!
 //! The kernel's NFS client does the protocol (and its mount options say how: version,
 //! Kerberos, timeouts); Custos writes files below `<mount root>/<server>/<export path>`.
-//! Files are written under a temporary name, flushed, renamed and their directory flushed, so a
-//! name on the target always holds a complete file. Reading back drops the file's cached pages
+//! Files are written under a temporary name, flushed (one `syncfs` per batch), renamed and their
+//! directory flushed, so a name on the target always holds a complete file. Reading back drops the file's cached pages
 //! first, so the digest is of what the server returns, not of what this host just wrote.
 
 use std::collections::{BTreeSet, HashMap};
@@ -72,36 +72,73 @@ impl Directory {
         self.root.join(remote)
     }
 
-    pub fn put(&self, items: &[Item]) -> Result<(), TargetError> {
-        let mut dirs = BTreeSet::new();
-        for item in items {
-            let dest = self.path(&item.remote);
-            let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| TargetError::io("cannot create", &dir, &e))?;
-            let mut partial = dest.clone().into_os_string();
-            partial.push(".partial");
-            let partial = PathBuf::from(partial);
-            let copied = std::fs::copy(&item.local, &partial)
-                .and_then(|_| File::open(&partial)?.sync_all())
-                .and_then(|()| std::fs::rename(&partial, &dest));
-            if let Err(e) = copied {
-                let _ = std::fs::remove_file(&partial);
-                return Err(TargetError::io("cannot write", &dest, &e));
+    /// Copies every item under a temporary name, flushes the file system once for the whole
+    /// batch (`syncfs`: one round of commits, not one per file), then renames the copies into
+    /// place and flushes their directories. Nothing is renamed unless every copy is durable;
+    /// on error the temporary copies are removed.
+    pub fn put(&self, items: &[Item]) -> Result<Vec<String>, TargetError> {
+        let mut partials: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(items.len());
+        let copied = self.copy_all(items, &mut partials).and_then(|()| {
+            let root = File::open(&self.root)
+                .map_err(|e| TargetError::io("cannot open", &self.root, &e))?;
+            // SAFETY: syncfs only reads the descriptor, which `root` keeps open.
+            if unsafe { libc::syncfs(root.as_raw_fd()) } != 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(TargetError::io("cannot flush", &self.root, &e));
             }
-            dirs.insert(dir);
+            Ok(())
+        });
+        if let Err(e) = copied {
+            for (partial, _) in &partials {
+                let _ = std::fs::remove_file(partial);
+            }
+            return Err(e);
+        }
+        let mut dirs = BTreeSet::new();
+        for (partial, dest) in &partials {
+            std::fs::rename(partial, dest)
+                .map_err(|e| TargetError::io("cannot rename", dest, &e))?;
+            dirs.insert(dest.parent().unwrap_or(&self.root).to_path_buf());
         }
         for dir in dirs {
             File::open(&dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| TargetError::io("cannot flush", &dir, &e))?;
         }
+        Ok(Vec::new())
+    }
+
+    /// Copies each item to `<destination>.partial`, noting each in `partials` as it is made.
+    fn copy_all(
+        &self,
+        items: &[Item],
+        partials: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<(), TargetError> {
+        let mut made = BTreeSet::new();
+        for item in items {
+            let dest = self.path(&item.remote);
+            let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+            if !made.contains(&dir) {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| TargetError::io("cannot create", &dir, &e))?;
+                made.insert(dir);
+            }
+            let mut partial = dest.clone().into_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            partials.push((partial.clone(), dest.clone()));
+            std::fs::copy(&item.local, &partial)
+                .map_err(|e| TargetError::io("cannot write", &dest, &e))?;
+        }
         Ok(())
     }
 
-    pub fn read_back(&self, remotes: &[String]) -> Result<HashMap<String, Digest>, TargetError> {
+    pub fn read_back(
+        &self,
+        wanted: &[(String, u64)],
+    ) -> Result<HashMap<String, Digest>, TargetError> {
         let mut out = HashMap::new();
-        for remote in remotes {
+        for (remote, _) in wanted {
             let path = self.path(remote);
             let file = match File::open(&path) {
                 Ok(f) => f,

@@ -132,19 +132,24 @@ impl Target {
         }
     }
 
-    /// Copies the items. On error, some may have been copied; none is claimed to be.
-    pub fn put(&self, items: &[Item]) -> Result<(), TargetError> {
+    /// Copies the items. On error, some may have been copied; none is claimed to be. `Ok`
+    /// holds what the target refused of single files (the read-back decides what was copied).
+    pub fn put(&self, items: &[Item]) -> Result<Vec<String>, TargetError> {
         match self {
             Target::Directory(d) => d.put(items),
             Target::Smb(s) => s.put(items),
         }
     }
 
-    /// Reads back what the target holds at `remotes`; a missing file is missing from the map.
-    pub fn read_back(&self, remotes: &[String]) -> Result<HashMap<String, Digest>, TargetError> {
+    /// Reads back what the target holds at each remote path (given with the size it should
+    /// have); a missing file is missing from the map.
+    pub fn read_back(
+        &self,
+        wanted: &[(String, u64)],
+    ) -> Result<HashMap<String, Digest>, TargetError> {
         match self {
-            Target::Directory(d) => d.read_back(remotes),
-            Target::Smb(s) => s.read_back(remotes),
+            Target::Directory(d) => d.read_back(wanted),
+            Target::Smb(s) => s.read_back(wanted),
         }
     }
 

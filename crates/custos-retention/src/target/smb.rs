@@ -1,13 +1,13 @@
 //! SMB targets, through Samba's `smbclient` (the SMB protocol itself: nothing is mounted).
 //!
-//! A batch of trails is one `smbclient` run in tar mode: Custos writes a tar stream of the
-//! files to its standard input (`-Tx -`), and reads them back as a tar stream from its standard
-//! output (`-Tc - <paths>`), so a batch costs one SMB session each way however many files it
-//! holds. The password goes to `smbclient` in an authentication file readable only by this
-//! process's user, never on a command line.
+//! A batch of trails is copied by command lists (`put` per file, `get … -` per file to read
+//! back), so a batch costs one SMB session each way however many files it holds; one request
+//! per file in a session is faster than smbclient's tar mode, which writes 10 KiB per request
+//! and queries the directory for every listed path. Tar mode (`-Tc`) remains for reading back
+//! what the fast path could not confirm, and for downloads. The password goes to `smbclient`
+//! in an authentication file readable only by this process's user, never on a command line.
 
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,8 @@ pub struct Smb {
     protocol: Option<&'static str>,
     login: Login,
     scratch: PathBuf,
+    /// Directories made on the share by this target so far (it lives for one job).
+    made_dirs: std::sync::Mutex<HashSet<String>>,
 }
 
 /// SPS's protocol versions as smbclient names them.
@@ -118,6 +120,7 @@ impl Smb {
             protocol: config.protocol_version.as_deref().and_then(protocol_name),
             login,
             scratch: scratch.to_path_buf(),
+            made_dirs: std::sync::Mutex::new(HashSet::new()),
         })
     }
 
@@ -178,7 +181,9 @@ impl Smb {
             cmd.arg(format!("--option=client min protocol={protocol}"));
             cmd.arg(format!("--option=client max protocol={protocol}"));
         }
-        // smbclient reads no configuration of the host that could redirect it elsewhere.
+        // Level 1 makes smbclient report each file it reads back (`get`), which `read_back`
+        // checks; the host's smb.conf could otherwise silence it.
+        cmd.arg("--debuglevel=1");
         cmd.env("LC_ALL", "C");
         Ok((cmd, auth))
     }
@@ -210,43 +215,161 @@ impl Smb {
         }
     }
 
-    pub fn put(&self, items: &[Item]) -> Result<(), TargetError> {
-        let (mut cmd, _auth) = self.command()?;
-        let mut child = cmd
-            .args(["-Tx", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| TargetError(format!("cannot run smbclient: {e}")))?;
-        let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
-            (Some(o), Some(e)) => (drain(o), drain(e)),
-            _ => return Err(TargetError("smbclient has no output pipes".into())),
-        };
-        let written = match child.stdin.take() {
-            Some(stdin) => write_tar(stdin, items, |r| self.full(r)),
-            None => Err(TargetError("smbclient has no input pipe".into())),
-        };
-        let status = child
-            .wait()
-            .map_err(|e| TargetError(format!("smbclient: {e}")))?;
-        let (stdout, stderr) = (
-            stdout.join().unwrap_or_default(),
-            stderr.join().unwrap_or_default(),
-        );
-        if !status.success() {
-            return Err(self.failed("writing to", &stderr, &stdout));
+    /// Copies the items, one `put` per file in command lists (one SMB session per list),
+    /// creating their directories first. Returns what the server refused (smbclient goes on
+    /// after a refused file; the read-back decides what was copied).
+    pub fn put(&self, items: &[Item]) -> Result<Vec<String>, TargetError> {
+        // Directories this target made earlier in the job are not made again (each `mkdir` is
+        // a round trip); if one vanished since, its files fail the read-back and stay local.
+        let mut made = self
+            .made_dirs
+            .lock()
+            .map_err(|_| TargetError("the SMB target's state is poisoned".into()))?
+            .clone();
+        let mut commands: Vec<Vec<String>> = vec![Vec::new()];
+        for item in items {
+            let full = self.full(&item.remote);
+            let mut at = 0;
+            while let Some(slash) = full[at..].find('/') {
+                let dir = &full[..at + slash];
+                if made.insert(dir.to_string()) {
+                    commands[0].push(format!("mkdir {}", quoted(dir)?));
+                }
+                at += slash + 1;
+            }
         }
-        written
+        // Local files are named relative to their directory (the child runs there), so that
+        // the data directory's own path never has to pass smbclient's command parser.
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for item in items {
+            let (Some(dir), Some(name)) = (item.local.parent(), item.local.file_name()) else {
+                return Err(TargetError(format!(
+                    "{} is not a file path",
+                    item.local.display()
+                )));
+            };
+            let command = format!(
+                "put {} {}",
+                quoted(&name.to_string_lossy())?,
+                quoted(&self.full(&item.remote))?
+            );
+            match dirs.last() {
+                Some(d) if d == dir => {}
+                None => dirs.push(dir.to_path_buf()),
+                Some(_) => {
+                    dirs.push(dir.to_path_buf());
+                    commands.push(Vec::new());
+                }
+            }
+            if let Some(last) = commands.last_mut() {
+                last.push(command);
+            }
+        }
+        let mut problems = Vec::new();
+        for (i, list) in commands.iter().enumerate() {
+            // Directories first, in the first list (an existing one is reported as a
+            // collision: not a problem).
+            self.run_commands(list, dirs.get(i).map(PathBuf::as_path), &mut problems)?;
+        }
+        if let Ok(mut known) = self.made_dirs.lock() {
+            *known = made;
+        }
+        Ok(problems)
     }
 
-    pub fn read_back(&self, remotes: &[String]) -> Result<HashMap<String, Digest>, TargetError> {
-        let (mut cmd, _auth) = self.command()?;
-        cmd.args(["-Tc", "-"]);
-        for remote in remotes {
-            cmd.arg(self.full(remote));
+    /// Runs `commands` in as few smbclient sessions as the command line allows. Fails if a
+    /// session could not be set up; refusals of single commands are added to `problems`.
+    fn run_commands(
+        &self,
+        commands: &[String],
+        cwd: Option<&Path>,
+        problems: &mut Vec<String>,
+    ) -> Result<(), TargetError> {
+        for (_, list) in command_lists(commands) {
+            let (mut cmd, _auth) = self.command()?;
+            if let Some(dir) = cwd {
+                cmd.current_dir(dir);
+            }
+            let out = cmd
+                .arg("-c")
+                .arg(&list)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| TargetError(format!("cannot run smbclient: {e}")))?;
+            if !out.status.success() {
+                return Err(self.failed("writing to", &out.stderr, &out.stdout));
+            }
+            for text in [&out.stdout, &out.stderr] {
+                for line in String::from_utf8_lossy(text).lines() {
+                    if line.contains("NT_STATUS_")
+                        && !line.contains("NT_STATUS_OBJECT_NAME_COLLISION making remote directory")
+                        && problems.len() < 20
+                    {
+                        problems.push(line.trim().to_string());
+                    }
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Reads back the files (with the sizes they should have): one `get … -` per file in
+    /// command lists, the contents concatenated on smbclient's standard output. smbclient
+    /// reports each file it sent, with its size, on its error output; a file's digest counts
+    /// only when that report and every report before it in the list match what was asked (so
+    /// a missing file cannot shift another's bytes into its place). Files after a mismatch
+    /// that smbclient did send are asked again, with the size it reported, a few rounds at
+    /// most; a file it could not send is missing from the map.
+    pub fn read_back(
+        &self,
+        wanted: &[(String, u64)],
+    ) -> Result<HashMap<String, Digest>, TargetError> {
+        const ROUNDS: usize = 4;
+        let mut out = HashMap::new();
+        let mut pending = wanted.to_vec();
+        for _ in 0..ROUNDS {
+            let commands = pending
+                .iter()
+                .map(|(remote, _)| Ok(format!("get {} -", quoted(&self.full(remote))?)))
+                .collect::<Result<Vec<_>, TargetError>>()?;
+            let mut again = Vec::new();
+            let mut done = 0;
+            for (count, list) in command_lists(&commands) {
+                let part = &pending[done..done + count];
+                done += count;
+                let (confirmed, reported) = self.get_list(&list, part)?;
+                for (i, (remote, _)) in part.iter().enumerate() {
+                    if let Some(d) = confirmed.get(i) {
+                        out.insert(remote.clone(), d.clone());
+                    } else if let Some(size) = reported.get(&self.reported_name(remote)) {
+                        again.push((remote.clone(), *size));
+                    }
+                }
+            }
+            if again.is_empty() || again == pending {
+                break;
+            }
+            pending = again;
+        }
+        Ok(out)
+    }
+
+    /// How smbclient names a remote file in its reports.
+    fn reported_name(&self, remote: &str) -> String {
+        format!("\\{}", self.full(remote).replace('/', "\\"))
+    }
+
+    /// One `get` list: the digests of the confirmed prefix of `part`, and every file smbclient
+    /// reported sending, with its size.
+    fn get_list(
+        &self,
+        list: &str,
+        part: &[(String, u64)],
+    ) -> Result<(Vec<Digest>, HashMap<String, u64>), TargetError> {
+        let (mut cmd, _auth) = self.command()?;
         let mut child = cmd
+            .arg("-c")
+            .arg(list)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -256,35 +379,38 @@ impl Smb {
             Some(e) => drain(e),
             None => return Err(TargetError("smbclient has no error pipe".into())),
         };
-        let wanted: HashMap<String, &String> = remotes.iter().map(|r| (self.full(r), r)).collect();
-        let mut out = HashMap::new();
-        let parsed = match child.stdout.take() {
-            Some(stdout) => read_tar(stdout, |path, entry| {
-                if let Some(remote) = wanted.get(path) {
-                    out.insert((*remote).clone(), digest(entry)?);
+        let mut digests = Vec::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            for (_, size) in part {
+                match digest_exact(&mut stdout, *size) {
+                    Ok(Some(d)) => digests.push(d),
+                    _ => break,
                 }
-                Ok(())
-            }),
-            None => Err(std::io::Error::other("smbclient has no output pipe")),
-        };
+            }
+            // Whatever else comes (messages of files that could not be read) is discarded.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        }
         let status = child
             .wait()
             .map_err(|e| TargetError(format!("smbclient: {e}")))?;
         let stderr = stderr.join().unwrap_or_default();
-        if let Err(e) = parsed {
-            return Err(TargetError(format!(
-                "reading back from //{}/{}: {e} ({})",
-                self.server,
-                self.service,
-                tail(&stderr)
-            )));
-        }
-        // Files that are missing make smbclient fail, but what it did read is still reported:
-        // the caller compares every file it asked for.
-        if !status.success() && out.is_empty() && !remotes.is_empty() {
+        if !status.success() {
             return Err(self.failed("reading from", &stderr, &[]));
         }
-        Ok(out)
+        let reports: Vec<(String, u64)> = String::from_utf8_lossy(&stderr)
+            .lines()
+            .filter_map(sent_report)
+            .collect();
+        let confirmed = part
+            .iter()
+            .zip(&digests)
+            .zip(&reports)
+            .take_while(|(((remote, size), _), (name, sent))| {
+                *name == self.reported_name(remote) && sent == size
+            })
+            .count();
+        digests.truncate(confirmed);
+        Ok((digests, reports.into_iter().collect()))
     }
 
     pub fn open(&self, remote: &str) -> Result<Box<dyn Read + Send>, TargetError> {
@@ -347,6 +473,52 @@ impl Drop for Download {
     }
 }
 
+/// The longest command list given to one smbclient run (a single argument may not exceed
+/// 128 KiB on Linux).
+const MAX_COMMAND_LIST: usize = 96 * 1024;
+
+/// `commands` joined into lists that fit on a command line: `(how many, list)`.
+fn command_lists(commands: &[String]) -> Vec<(usize, String)> {
+    let mut lists: Vec<(usize, String)> = Vec::new();
+    for command in commands {
+        match lists.last_mut() {
+            Some((count, list)) if list.len() + 2 + command.len() <= MAX_COMMAND_LIST => {
+                list.push_str("; ");
+                list.push_str(command);
+                *count += 1;
+            }
+            _ => lists.push((1, command.clone())),
+        }
+    }
+    lists
+}
+
+/// An argument of an smbclient command, in double quotes. smbclient's `-c` splits commands at
+/// every `;` and has no escape for `"`, so names with those (or control characters) cannot be
+/// sent; Custos's own names never have them (see `layout`).
+fn quoted(arg: &str) -> Result<String, TargetError> {
+    if arg.chars().any(|c| c == '"' || c == ';' || c.is_control()) {
+        return Err(TargetError(format!(
+            "{arg:?} cannot be named in an smbclient command (it holds '\"', ';' or a control character)"
+        )));
+    }
+    Ok(format!("\"{arg}\""))
+}
+
+/// `(name, size)` of an smbclient report `getting file <name> of size <size> as - (…)`.
+fn sent_report(line: &str) -> Option<(String, u64)> {
+    let rest = line.strip_prefix("getting file ")?;
+    let at = rest.rfind(" of size ")?;
+    let size = rest[at + 9..].split(' ').next()?.parse().ok()?;
+    Some((rest[..at].to_string(), size))
+}
+
+/// Reads exactly `size` bytes, returning their digest; `None` if the stream ends first.
+fn digest_exact(source: &mut impl Read, size: u64) -> std::io::Result<Option<Digest>> {
+    let d = digest(source.take(size))?;
+    Ok((d.size == size).then_some(d))
+}
+
 pub(crate) fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -357,58 +529,6 @@ pub(crate) fn rand_suffix() -> u64 {
             .unwrap_or_default(),
     );
     h.finish()
-}
-
-/// Writes the items as a tar stream (paths through `name`).
-fn write_tar(
-    sink: impl std::io::Write,
-    items: &[Item],
-    name: impl Fn(&str) -> String,
-) -> Result<(), TargetError> {
-    let mut builder = tar::Builder::new(sink);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    for item in items {
-        let file =
-            File::open(&item.local).map_err(|e| TargetError::io("cannot read", &item.local, &e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| TargetError::io("cannot read", &item.local, &e))?
-            .len();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(size);
-        header.set_mode(0o640);
-        header.set_mtime(now);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, name(&item.remote), file)
-            .map_err(|e| TargetError(format!("sending {}: {e}", item.remote)))?;
-    }
-    builder
-        .into_inner()
-        .and_then(|mut s| s.flush())
-        .map_err(|e| TargetError(format!("sending the batch: {e}")))
-}
-
-/// Calls `each` with the path (without a leading `./`) and contents of every file in a tar
-/// stream.
-fn read_tar(
-    source: impl Read,
-    mut each: impl FnMut(&str, &mut dyn Read) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(source);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
-        let path = entry.path()?.to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./").to_string();
-        each(&path, &mut entry)?;
-    }
-    Ok(())
 }
 
 /// Reads tar headers up to the first regular file; returns its size (`None` at the end of
@@ -451,40 +571,84 @@ fn octal(field: &[u8]) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
+
+    /// Writes the items as a tar stream (paths through `name`).
+    fn write_tar(
+        sink: impl std::io::Write,
+        items: &[Item],
+        name: impl Fn(&str) -> String,
+    ) -> Result<(), TargetError> {
+        let mut builder = tar::Builder::new(sink);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        for item in items {
+            let file = File::open(&item.local)
+                .map_err(|e| TargetError::io("cannot read", &item.local, &e))?;
+            let size = file
+                .metadata()
+                .map_err(|e| TargetError::io("cannot read", &item.local, &e))?
+                .len();
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o640);
+            header.set_mtime(now);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder
+                .append_data(&mut header, name(&item.remote), file)
+                .map_err(|e| TargetError(format!("sending {}: {e}", item.remote)))?;
+        }
+        builder
+            .into_inner()
+            .and_then(|mut s| s.flush())
+            .map_err(|e| TargetError(format!("sending the batch: {e}")))
+    }
 
     #[test]
-    fn a_tar_stream_round_trips_long_names_and_the_first_file_is_found() {
+    fn the_first_file_of_a_tar_stream_is_found_past_long_names() {
         let dir = tempfile::tempdir().unwrap();
         let long = format!("{}/{}.trail", "d".repeat(120), "k".repeat(40));
-        let mut items = Vec::new();
-        for (i, name) in ["a/one.trail", long.as_str()].iter().enumerate() {
-            let local = dir.path().join(format!("f{i}"));
-            std::fs::write(&local, vec![i as u8 + 1; 1000 * (i + 1)]).unwrap();
-            items.push(Item {
-                local,
-                remote: (*name).to_string(),
-            });
-        }
+        let local = dir.path().join("f");
+        std::fs::write(&local, vec![7u8; 1000]).unwrap();
+        let items = [Item {
+            local,
+            remote: long,
+        }];
         let mut stream = Vec::new();
         write_tar(&mut stream, &items, |r| format!("pre/{r}")).unwrap();
-
-        let mut seen = HashMap::new();
-        read_tar(&stream[..], |path, data| {
-            seen.insert(path.to_string(), digest(data)?);
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen.len(), 2);
-        assert_eq!(seen[&format!("pre/{long}")].size, 2000);
-        assert_eq!(
-            seen["pre/a/one.trail"],
-            digest(&vec![1u8; 1000][..]).unwrap()
-        );
-
         let mut source = &stream[..];
         assert_eq!(first_file(&mut source).unwrap(), Some(1000));
+        assert_eq!(&source[..1000], &[7u8; 1000][..]);
         assert_eq!(first_file(&mut &[0u8; 1024][..]).unwrap(), None);
         assert_eq!(first_file(&mut &b""[..]).unwrap(), None);
+    }
+
+    #[test]
+    fn smbclient_reports_and_command_lists_are_read_and_made_exactly() {
+        assert_eq!(
+            sent_report(r"getting file \a b\of size 3 of size 4823 as - (4709.5 KiloBytes/sec)"),
+            Some((r"\a b\of size 3".to_string(), 4823))
+        );
+        assert_eq!(sent_report("putting file x as \\x (1 kb/s)"), None);
+        assert_eq!(sent_report("getting file \\x of size many as -"), None);
+
+        let commands: Vec<String> = (0..5000).map(|i| format!("get \"f{i:040}\" -")).collect();
+        let lists = command_lists(&commands);
+        assert!(lists.len() > 1);
+        assert!(lists.iter().all(|(_, l)| l.len() <= MAX_COMMAND_LIST));
+        assert_eq!(lists.iter().map(|(n, _)| n).sum::<usize>(), 5000);
+        let rejoined: Vec<String> = lists
+            .iter()
+            .flat_map(|(_, l)| l.split("; ").map(str::to_string))
+            .collect();
+        assert_eq!(rejoined, commands);
+
+        assert_eq!(quoted("a b/c.trail").unwrap(), "\"a b/c.trail\"");
+        for bad in ["a;b", "a\"b", "a\nb", "a\tb"] {
+            assert!(quoted(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //!
 //! For each scenario and target, in one run on one machine, the same files (random bytes,
 //! incompressible) are copied
-//! - by the tools directly, the reference: `tar | smbclient -Tx` (smbclient's bulk mode, the
-//!   one Custos drives), the same followed by `smbclient -Tc` reading the copies back (the
-//!   work Custos does), tar mode with 1 MiB blocks (`-Txb 2048`; the default is 10 KiB),
-//!   `smbclient mput`; `rsync -a`, `cp -r`, `rsync -a --fsync`;
+//! - by the tools directly, the reference: `tar | smbclient -Tx` (smbclient's bulk mode), the
+//!   same followed by `smbclient -Tc` reading the copies back, tar mode with 1 MiB blocks
+//!   (`-Txb 2048`; the default is 10 KiB), `smbclient mput` (one session, a create/write/close
+//!   per file), and `--parallel-batches` `mput`s side by side (as many sessions as the job);
+//!   `rsync -a`, `cp -r`, `rsync -a --fsync`;
 //! - by Custos: one job of an archive/cleanup policy (`Retention::run_policy`) over session
 //!   records in a fresh store whose trails are those files (hard links, so the source outlives
 //!   the job's deletes), from the call to its return.
@@ -622,12 +623,18 @@ fn print_table(rows: &[Row]) {
         "Custos's time is one archive job from start to return: per batch it journals, hashes the local files, copies them,"
     );
     println!(
-        "reads every copy back from the target and compares BLAKE3 (so 2x the MB cross the target), saves each record, deletes"
+        "reads every copy back from the target and compares BLAKE3 (so 2x the MB cross the target), saves the batch's records,"
     );
     println!(
-        "the local files and flushes the trail directory. On the directory (nfs) target it also fsyncs every file and directory;"
+        "deletes the local files and flushes the trail directory; a few batches at once (one smbclient session per batch and"
     );
-    println!("`rsync -a --fsync` is the reference that flushes too.");
+    println!(
+        "direction). On the directory (nfs) target it also flushes the files (one syncfs per batch) and their directories;"
+    );
+    println!(
+        "`rsync -a --fsync` is the reference that flushes too. `N × smbclient mput side by side` uses as many SMB sessions"
+    );
+    println!("as the job: what the target can take, written once and never read back.");
 }
 
 fn print_jobs(jobs: &[JobLine], batch_files: usize) {

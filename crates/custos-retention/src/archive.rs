@@ -320,7 +320,7 @@ impl Job<'_> {
         // Then every trail that is old enough.
         let connections = self.engine.connection_policies_of(self.key);
         let cutoff = self.now - self.policy.retention_days.max(0) * DAY_MICROS;
-        let mut after = String::new();
+        let mut after = 0;
         loop {
             let records = self
                 .engine
@@ -328,18 +328,21 @@ impl Job<'_> {
                 .archivable_sessions(
                     &connections,
                     cutoff,
-                    &after,
+                    after,
                     options.batch_files.max(1) as i64,
                 )
                 .await?;
-            let Some(last) = records.last() else { break };
-            after = last.key.clone();
+            let Some((last, _)) = records.last() else {
+                break;
+            };
+            after = *last;
             let node = self
                 .policy
                 .include_node_id_in_path
                 .then_some(options.node_id.as_str());
             let moves = records
                 .into_iter()
+                .map(|(_, record)| record)
                 .filter(|r| attempted.insert(r.key.clone()))
                 .map(|record| Move {
                     destination: layout::destination(

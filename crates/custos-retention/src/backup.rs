@@ -98,15 +98,15 @@ async fn backup(
     // a trail being written would not match its digest by the time it is copied).
     let connections = engine.connection_policies_using(BACKUP_POLICIES, key);
     let mut trails: Vec<String> = Vec::new();
-    let mut after = String::new();
+    let mut after = 0;
     loop {
         let page = engine
             .store
-            .archivable_sessions(&connections, i64::MAX, &after, 1000)
+            .archivable_sessions(&connections, i64::MAX, after, 1000)
             .await?;
-        let Some(last) = page.last() else { break };
-        after = last.key.clone();
-        trails.extend(page.into_iter().filter_map(|r| {
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        trails.extend(page.into_iter().filter_map(|(_, r)| {
             r.trail
                 .filter(|t| t.starts_with("trails/") && !t.contains(".."))
         }));

@@ -78,30 +78,32 @@ fn job(row: &sqlx::sqlite::SqliteRow) -> Result<JobRow, StoreError> {
 
 impl Store {
     /// Up to `limit` closed sessions of the given connection policies that ended before
-    /// `ended_before`, still have their trail here and were never archived, in key order after
-    /// `after_key`.
+    /// `ended_before`, still have their trail here and were never archived, after row
+    /// `after_row` (0 at first; then the last row returned), each with its row.
     pub async fn archivable_sessions(
         &self,
         connection_policy_ids: &[String],
         ended_before: i64,
-        after_key: &str,
+        after_row: i64,
         limit: i64,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
+    ) -> Result<Vec<(i64, SessionRecord)>, StoreError> {
         if connection_policy_ids.is_empty() {
             return Ok(Vec::new());
         }
         let ids = serde_json::to_string(connection_policy_ids)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // In storage order (oldest sessions first, as they were saved): a batch's records then
+        // sit side by side in the table, so saving them back touches few pages.
         let rows = sqlx::query(
-            "SELECT key, record FROM sessions
-             WHERE active = 0 AND end_time < $1 AND key > $2
+            "SELECT rowid AS row, key, record FROM sessions
+             WHERE active = 0 AND end_time < $1 AND rowid > $2
                AND json_extract(record, '$.trail') IS NOT NULL
                AND json_extract(record, '$.archive') IS NULL
                AND json_extract(record, '$.connection_policy_id') IN (SELECT value FROM json_each($3))
-             ORDER BY key LIMIT $4",
+             ORDER BY rowid LIMIT $4",
         )
         .bind(ended_before)
-        .bind(after_key)
+        .bind(after_row)
         .bind(ids)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -109,7 +111,8 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let key: String = row.try_get("key")?;
-                crate::sessions::parse(&key, &row.try_get::<String, _>("record")?)
+                let record = crate::sessions::parse(&key, &row.try_get::<String, _>("record")?)?;
+                Ok((row.try_get("row")?, record))
             })
             .collect()
     }

@@ -92,11 +92,10 @@ impl Store {
                 "INSERT INTO sessions (key, session_id, start_time, end_time, active, connection_policy, record, revision)
                  VALUES {values}
                  ON CONFLICT (key) DO UPDATE SET
-                    session_id = excluded.session_id, start_time = excluded.start_time,
                     end_time = excluded.end_time, active = excluded.active,
                     connection_policy = excluded.connection_policy, record = excluded.record,
                     revision = excluded.revision
-                 RETURNING key, revision"
+                 RETURNING key, session_id, start_time, revision"
             );
             // Only numbered placeholders are formatted in; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -116,8 +115,23 @@ impl Store {
             let rows = query.fetch_all(&mut *tx).await?;
             let mut given: std::collections::HashMap<String, i64> =
                 std::collections::HashMap::new();
+            let by_key: std::collections::HashMap<&str, &SessionRecord> =
+                chunk.iter().map(|r| (r.key.as_str(), r)).collect();
             for row in rows {
-                given.insert(row.try_get("key")?, row.try_get("revision")?);
+                let key: String = row.try_get("key")?;
+                // A session's id and start time identify it: an update keeps them (not
+                // rewriting their index entries), and a record that changes them is refused
+                // (the transaction is dropped, so nothing of the batch is saved).
+                let (session_id, start_time): (String, i64) =
+                    (row.try_get("session_id")?, row.try_get("start_time")?);
+                if let Some(record) = by_key.get(key.as_str())
+                    && (record.session_id != session_id || record.start_time != start_time)
+                {
+                    return Err(StoreError::Corrupt(format!(
+                        "session {key}: its session id and start time cannot change"
+                    )));
+                }
+                given.insert(key, row.try_get("revision")?);
             }
             for record in chunk {
                 revisions.push(*given.get(&record.key).ok_or_else(|| {
@@ -344,7 +358,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         store
-            .save_session(&record("k00000", 1, true))
+            .save_session(&record("k00000", 0, true))
             .await
             .unwrap();
         // More rows than one statement takes, one of them an update.
@@ -368,6 +382,22 @@ mod tests {
             Some(batch[0].clone())
         );
         assert_eq!(store.save_sessions(&[]).await.unwrap(), Vec::<i64>::new());
+
+        // A batch with one record that changes what identifies its session saves nothing.
+        let mut ended = batch[1].clone();
+        ended.reason = Some("archived".into());
+        let mut moved = batch[2].clone();
+        moved.start_time += 1;
+        let err = store.save_sessions(&[ended, moved]).await.unwrap_err();
+        assert!(err.to_string().contains("cannot change"), "{err}");
+        assert_eq!(
+            store.session("k00001").await.unwrap(),
+            Some(batch[1].clone())
+        );
+        assert_eq!(
+            store.session("k00002").await.unwrap(),
+            Some(batch[2].clone())
+        );
     }
 
     #[tokio::test]

@@ -35,6 +35,13 @@ pub struct ServeArgs {
     /// local file system if the export is not mounted; for tests and bind-mounted setups).
     #[arg(long)]
     nfs_allow_unmounted: bool,
+    /// Trails per batch of an archive job: one journal write, one SMB session each way, one
+    /// transaction of records.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    archive_batch_files: u32,
+    /// Batches of an archive job copied and read back at once (SMB sessions per direction).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    archive_parallel_batches: u32,
 }
 
 fn read_kernel_name(file: &str) -> String {
@@ -274,6 +281,8 @@ async fn start_retention(
     };
     let mut options =
         custos_retention::Options::new(args.data.data_dir.clone(), api.committed_node_id(), nfs);
+    options.batch_files = args.archive_batch_files as usize;
+    options.parallel_batches = args.archive_parallel_batches as usize;
     // Fault injection for the crash tests: `<phase>:<milliseconds>`.
     options.fault_pause = std::env::var("CUSTOS_FAULT_ARCHIVE_PAUSE")
         .ok()

@@ -656,6 +656,95 @@ async fn a_kill_9_at_any_step_of_a_run_loses_and_duplicates_nothing() {
     }
 }
 
+/// Many trails in small batches, several copied at once: killed while three batches wait
+/// between copy and read-back, the restarted server's job archives every trail exactly once,
+/// each with its own bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_copied_side_by_side_archive_each_trail_once_across_a_kill_9() {
+    let mut s = site_with(Options {
+        args: [
+            "--archive-batch-files",
+            "2",
+            "--archive-parallel-batches",
+            "3",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let smbd = Smbd::start(s.dir.path());
+    let (policy, port) = s
+        .policy(&smb_policy(
+            "side-by-side",
+            &smbd.ip.to_string(),
+            "archive",
+            password_auth(),
+        ))
+        .await;
+    let keys = s.sessions(port, 9).await;
+    assert_eq!(keys.len(), 9);
+    let originals: Vec<Vec<u8>> = keys.iter().map(|k| read(&s.local_trail(k))).collect();
+    assert!(originals.windows(2).any(|w| w[0] != w[1]));
+
+    s.server
+        .restart_with_env(vec![(
+            "CUSTOS_FAULT_ARCHIVE_PAUSE".into(),
+            "copied:60000".into(),
+        )])
+        .await;
+    let admin = s.server.admin().await;
+    let run =
+        tokio::spawn(async move { admin.request(Method::POST, CLEANUP_NOW, None, &[]).await });
+    let server = &s.server;
+    // Three batches (of two trails) copied, each paused before its read-back.
+    eventually(30, "three paused batches", || async move {
+        (server.log().matches("paused after copying").count() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(Smbd::files(&smbd.archive_dir).len(), 6);
+    s.server.restart_with_env(Vec::new()).await;
+    run.abort();
+    s.admin = s.server.admin().await;
+    let admin = &s.admin;
+    let job = eventually(30, "the resumed job", || async move {
+        let jobs = admin.get(&format!("{JOBS}?limit=100")).await.json;
+        jobs["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["body"]["trigger"] == "resume" && j["body"]["state"] != "running")
+            .cloned()
+    })
+    .await;
+    assert_eq!(job["body"]["state"], "succeeded", "{job}");
+    assert_eq!(job["body"]["policy"]["key"], policy.as_str(), "{job}");
+    assert_eq!(job["body"]["result"]["files"], 9, "{job}");
+
+    let mut locations = Vec::new();
+    for (key, original) in keys.iter().zip(&originals) {
+        let record = s.record(key).await;
+        assert_eq!(record["recording"]["archived"], true, "{record}");
+        assert!(!s.local_trail(key).exists());
+        let location = record["recording"]["audit_trail"]["archive"]["location"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = location.split_once("/archive/").unwrap().1.to_string();
+        assert!(path.ends_with(&format!("{key}.trail")), "{path}");
+        assert_eq!(&read(&smbd.archive_dir.join(&path)), original, "{key}");
+        locations.push(path);
+    }
+    locations.sort();
+    locations.dedup();
+    assert_eq!(locations.len(), 9);
+    assert_eq!(
+        Smbd::files(&smbd.archive_dir).len(),
+        9,
+        "one copy per trail"
+    );
+}
+
 /// How many phases ran before `phase` (the server log accumulates across restarts).
 fn phase_index(phase: &str) -> usize {
     ["journaled", "copied", "recorded"]

@@ -121,24 +121,29 @@ impl Store {
     /// same policy keeps the destination it had: a resumed move never picks a new place. (A
     /// trail whose connection policy now uses another archive policy moves under that one.)
     pub async fn journal_add(&self, entries: &[JournalEntry], now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO archive_journal (session_key, policy_id, destination, created)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (session_key) DO UPDATE SET
-                    policy_id = excluded.policy_id, destination = excluded.destination,
-                    created = excluded.created
-                 WHERE archive_journal.policy_id <> excluded.policy_id",
-            )
-            .bind(&e.session_key)
-            .bind(&e.policy_id)
-            .bind(&e.destination)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        if entries.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
+        // One statement for the batch (the rows travel as one JSON array).
+        let rows: Vec<[&str; 3]> = entries
+            .iter()
+            .map(|e| [e.session_key.as_str(), &e.policy_id, &e.destination])
+            .collect();
+        let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO archive_journal (session_key, policy_id, destination, created)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                    json_extract(value, '$[2]'), $2
+             FROM json_each($1) WHERE true
+             ON CONFLICT (session_key) DO UPDATE SET
+                policy_id = excluded.policy_id, destination = excluded.destination,
+                created = excluded.created
+             WHERE archive_journal.policy_id <> excluded.policy_id",
+        )
+        .bind(rows)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -164,14 +169,17 @@ impl Store {
 
     /// Forgets finished moves.
     pub async fn journal_remove(&self, session_keys: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for key in session_keys {
-            sqlx::query("DELETE FROM archive_journal WHERE session_key = $1")
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+        if session_keys.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
+        let keys =
+            serde_json::to_string(session_keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "DELETE FROM archive_journal WHERE session_key IN (SELECT value FROM json_each($1))",
+        )
+        .bind(keys)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -86,6 +86,21 @@ fn nfs_policy(name: &str, path: &str) -> Value {
 }
 
 impl Site {
+    /// A real smbd, and a policy (with a connection policy using it) to its `archive` share
+    /// with the password login; returns (smbd, policy key, port).
+    async fn smb_policy(&self, name: &str) -> (Smbd, String, u16) {
+        let smbd = Smbd::start(self.dir.path());
+        let (policy, port) = self
+            .policy(&smb_policy(
+                name,
+                &smbd.ip.to_string(),
+                "archive",
+                password_auth(),
+            ))
+            .await;
+        (smbd, policy, port)
+    }
+
     /// Creates the archive policy and a connection policy using it; returns (policy key, port).
     async fn policy(&self, body: &Value) -> (String, u16) {
         let port = free_port();
@@ -583,15 +598,7 @@ async fn cleanup_now_needs_a_login_and_the_policies_privilege() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_at_any_step_of_a_run_loses_and_duplicates_nothing() {
     let mut s = site().await;
-    let smbd = Smbd::start(s.dir.path());
-    let (policy, port) = s
-        .policy(&smb_policy(
-            "crash",
-            &smbd.ip.to_string(),
-            "archive",
-            password_auth(),
-        ))
-        .await;
+    let (smbd, policy, port) = s.smb_policy("crash").await;
     let mut all = Vec::new();
     for phase in ["journaled", "copied", "recorded"] {
         let keys = s.sessions(port, 2).await;
@@ -673,15 +680,7 @@ async fn batches_copied_side_by_side_archive_each_trail_once_across_a_kill_9() {
         ..Options::default()
     })
     .await;
-    let smbd = Smbd::start(s.dir.path());
-    let (policy, port) = s
-        .policy(&smb_policy(
-            "side-by-side",
-            &smbd.ip.to_string(),
-            "archive",
-            password_auth(),
-        ))
-        .await;
+    let (smbd, policy, port) = s.smb_policy("side-by-side").await;
     let keys = s.sessions(port, 9).await;
     assert_eq!(keys.len(), 9);
     let originals: Vec<Vec<u8>> = keys.iter().map(|k| read(&s.local_trail(k))).collect();
@@ -771,15 +770,7 @@ async fn jobs_of_one_policy_never_overlap_and_start_at_their_start_times() {
         ..Options::default()
     })
     .await;
-    let smbd = Smbd::start(s.dir.path());
-    let (policy, port) = s
-        .policy(&smb_policy(
-            "busy",
-            &smbd.ip.to_string(),
-            "archive",
-            password_auth(),
-        ))
-        .await;
+    let (smbd, policy, port) = s.smb_policy("busy").await;
     s.sessions(port, 1).await;
     let (a, b) = (s.admin.clone(), s.admin.clone());
     let first = tokio::spawn(async move { a.request(Method::POST, CLEANUP_NOW, None, &[]).await });

@@ -14,7 +14,7 @@ fn target(smbd: &Smbd, scratch: &Path) -> Smb {
         "server": {"selection": "ip", "value": smbd.ip.to_string()},
         "protocol_version": "3.1.1",
         "share": "archive/custos",
-        "path": "trails",
+        "path": "audit trails",
         "domain": SMB_DOMAIN,
         "authentication": {"selection": "password", "username": SMB_USER, "password": SMB_PASSWORD},
     }))
@@ -54,7 +54,7 @@ fn read_back_confirms_each_file_and_a_missing_one_cannot_lend_its_place() {
 
     let refused = smb.put(&items).unwrap();
     assert!(refused.is_empty(), "{refused:?}");
-    let on_share = smbd.archive_dir.join("custos/trails/2026-11-23");
+    let on_share = smbd.archive_dir.join("custos/audit trails/2026-11-23");
     assert_eq!(std::fs::read(on_share.join("d.trail")).unwrap(), large);
     let back = smb.read_back(&wanted).unwrap();
     for (item, expected) in &files {

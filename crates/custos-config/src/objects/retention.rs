@@ -266,6 +266,7 @@ impl Target {
         }
         if let Some(share) = &self.share {
             relative_path(problems, "target.share", share);
+            smbclient_word(problems, "target.share", share);
         }
         if let Some(domain) = &self.domain
             && domain
@@ -280,6 +281,27 @@ impl Target {
         if let Some(auth) = &self.authentication {
             match auth.selection.as_str() {
                 "password" => {
+                    // smbclient reads the credentials from a file of `key=value` lines.
+                    if auth
+                        .username
+                        .as_deref()
+                        .is_some_and(|u| u.chars().any(char::is_control))
+                    {
+                        problems.add(
+                            "target.authentication.username",
+                            "must not contain control characters",
+                        );
+                    }
+                    if auth
+                        .password
+                        .as_ref()
+                        .is_some_and(|p| p.expose().chars().any(|c| c == '\n' || c == '\r'))
+                    {
+                        problems.add(
+                            "target.authentication.password",
+                            "must not contain line breaks",
+                        );
+                    }
                     match &auth.username {
                         Some(u) if !u.is_empty() => {}
                         _ => problems.add(
@@ -328,6 +350,7 @@ impl Target {
         if let Some(path) = &self.path {
             if self.kind == "smb" {
                 relative_path(problems, "target.path", path);
+                smbclient_word(problems, "target.path", path);
             } else {
                 absolute_path(problems, "target.path", path);
             }
@@ -369,6 +392,14 @@ fn relative_path(problems: &mut Problems<'_>, field: &str, path: &str) {
         problems.add(field, "must not start with a slash");
     }
     path_segments(problems, field, path);
+}
+
+/// Share and directory names reach `smbclient` inside its command lists, which split at every
+/// `;` and have no escape for `"`.
+fn smbclient_word(problems: &mut Problems<'_>, field: &str, value: &str) {
+    if value.contains(['"', ';']) {
+        problems.add(field, "must not contain '\"' or ';'");
+    }
 }
 
 fn path_segments(problems: &mut Problems<'_>, field: &str, path: &str) {

@@ -669,6 +669,36 @@ fn smb_rules() -> Vec<Rule> {
             "target.path",
         ),
         reject(
+            "smb path with ';' (smbclient splits commands there)",
+            vec![set("/target/path", json!("audit;rm x"))],
+            "target.path",
+        ),
+        reject(
+            "share with a double quote",
+            vec![set("/target/share", json!("arch\"ive"))],
+            "target.share",
+        ),
+        reject(
+            "password with a line break (smbclient's credentials file is line based)",
+            vec![set(
+                "/target/authentication/password",
+                json!("pw\ndomain=ELSEWHERE"),
+            )],
+            "target.authentication.password",
+        ),
+        reject(
+            "username with a control character",
+            vec![set("/target/authentication/username", json!("arch\tiver"))],
+            "target.authentication.username",
+        ),
+        accept(
+            "path with spaces and a share with a dash",
+            vec![
+                set("/target/path", json!("audit trails/2026")),
+                set("/target/share", json!("arch-ive")),
+            ],
+        ),
+        reject(
             "password auth without username",
             vec![unset("/target/authentication/username")],
             "target.authentication.username",

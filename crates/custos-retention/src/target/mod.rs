@@ -29,6 +29,52 @@ impl TargetError {
     }
 }
 
+/// A file only this process's user can read (credentials, keys and lists handed to a child
+/// process), removed when dropped.
+pub(crate) struct PrivateFile(PathBuf);
+
+impl PrivateFile {
+    /// Creates `<dir>/<name>-<pid>-<random>` with mode `0600` and `contents`.
+    pub(crate) fn create(dir: &Path, name: &str, contents: &str) -> Result<Self, TargetError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::create_dir_all(dir).map_err(|e| TargetError::io("cannot create", dir, &e))?;
+        let path = dir.join(format!("{name}-{}-{}", std::process::id(), rand_suffix()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| TargetError::io("cannot create", &path, &e))?;
+        let made = PrivateFile(path);
+        file.write_all(contents.as_bytes())
+            .map_err(|e| TargetError::io("cannot write", &made.0, &e))?;
+        Ok(made)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
 /// One trail to copy.
 #[derive(Clone, Debug)]
 pub struct Item {

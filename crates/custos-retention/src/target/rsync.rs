@@ -3,12 +3,10 @@
 //! known-hosts file, with strict checking, so an unknown or changed server key fails the
 //! backup), its user name and port. rsync sends only what changed since the last backup.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::TargetError;
+use super::{PrivateFile, TargetError};
 
 pub struct Rsync {
     pub(crate) server: String,
@@ -20,35 +18,6 @@ pub struct Rsync {
     /// `<algorithm> <base64>` of the server's key.
     host_key: String,
     scratch: PathBuf,
-}
-
-/// Files deleted when the run is over.
-struct Scratch(Vec<PathBuf>);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn private_file(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, TargetError> {
-    std::fs::create_dir_all(dir).map_err(|e| TargetError::io("cannot create", dir, &e))?;
-    let path = dir.join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        super::smb::rand_suffix()
-    ));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| TargetError::io("cannot create", &path, &e))?;
-    file.write_all(contents.as_bytes())
-        .map_err(|e| TargetError::io("cannot write", &path, &e))?;
-    Ok(path)
 }
 
 /// Quotes a word for rsync's `-e` (split like a shell command line).
@@ -83,7 +52,7 @@ impl Rsync {
         if files.is_empty() {
             return Ok(());
         }
-        let key = private_file(
+        let key = PrivateFile::create(
             &self.scratch,
             "rsync-key",
             &format!("{}\n", self.private_key.trim_end()),
@@ -93,21 +62,20 @@ impl Rsync {
         } else {
             format!("[{}]:{}", self.server, self.port)
         };
-        let known = private_file(
+        let known = PrivateFile::create(
             &self.scratch,
             "rsync-known-hosts",
             &format!("{host} {}\n", self.host_key),
         )?;
-        let list = private_file(&self.scratch, "rsync-files", &(files.join("\n") + "\n"))?;
-        let _cleanup = Scratch(vec![key.clone(), known.clone(), list.clone()]);
+        let list = PrivateFile::create(&self.scratch, "rsync-files", &(files.join("\n") + "\n"))?;
         let ssh = [
             "ssh".to_string(),
             "-i".into(),
-            quote(&key.display().to_string()),
+            quote(&key.path().display().to_string()),
             "-p".into(),
             self.port.to_string(),
             "-o".into(),
-            quote(&format!("UserKnownHostsFile={}", known.display())),
+            quote(&format!("UserKnownHostsFile={}", known.path().display())),
             "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes"
                 .into(),
             "-o IdentitiesOnly=yes -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no"
@@ -122,7 +90,7 @@ impl Rsync {
         }
         let out = Command::new("rsync")
             .args(["-a", "--mkpath", "--files-from"])
-            .arg(&list)
+            .arg(list.path())
             .arg("-e")
             .arg(ssh)
             .arg(format!("{}/", base.display()))

@@ -8,14 +8,13 @@
 //! in an authentication file readable only by this process's user, never on a command line.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use custos_config::objects::retention::Target as TargetConfig;
 
-use super::{Digest, Item, TargetError, digest};
+use super::{Digest, Item, PrivateFile, TargetError, digest};
 
 enum Login {
     Anonymous,
@@ -49,17 +48,6 @@ fn protocol_name(version: &str) -> Option<&'static str> {
     })
 }
 
-/// Deletes the authentication file when the run is over.
-struct AuthFile(Option<PathBuf>);
-
-impl Drop for AuthFile {
-    fn drop(&mut self) {
-        if let Some(path) = &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 /// The last lines smbclient printed, for an error message.
 fn tail(text: &[u8]) -> String {
     let text = String::from_utf8_lossy(text);
@@ -70,6 +58,27 @@ fn tail(text: &[u8]) -> String {
         .collect();
     let start = lines.len().saturating_sub(3);
     lines[start..].join("; ")
+}
+
+/// Starts smbclient with no input; returns it, its output, and its error output being
+/// collected on a thread.
+fn spawn_reading(
+    cmd: &mut Command,
+) -> Result<(Child, ChildStdout, std::thread::JoinHandle<Vec<u8>>), TargetError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TargetError(format!("cannot run smbclient: {e}")))?;
+    match (child.stdout.take(), child.stderr.take()) {
+        (Some(stdout), Some(stderr)) => Ok((child, stdout, drain(stderr))),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(TargetError("smbclient has no output pipes".into()))
+        }
+    }
 }
 
 /// Collects a pipe on a thread (so that a child blocked writing it cannot deadlock us).
@@ -143,35 +152,22 @@ impl Smb {
 
     /// `smbclient //server/share` with the login and protocol options, and the file that holds
     /// the credentials (deleted when dropped).
-    fn command(&self) -> Result<(Command, AuthFile), TargetError> {
+    fn command(&self) -> Result<(Command, Option<PrivateFile>), TargetError> {
         let mut cmd = Command::new("smbclient");
         cmd.arg(format!("//{}/{}", self.server, self.service));
         let auth = match &self.login {
             Login::Anonymous => {
                 cmd.arg("-N");
-                AuthFile(None)
+                None
             }
             Login::Password { username, password } => {
-                std::fs::create_dir_all(&self.scratch)
-                    .map_err(|e| TargetError::io("cannot create", &self.scratch, &e))?;
-                let path =
-                    self.scratch
-                        .join(format!("smb-auth-{}-{}", std::process::id(), rand_suffix()));
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|e| TargetError::io("cannot create", &path, &e))?;
-                let guard = AuthFile(Some(path.clone()));
                 let mut text = format!("username={username}\npassword={password}\n");
                 if let Some(domain) = &self.domain {
                     text.push_str(&format!("domain={domain}\n"));
                 }
-                file.write_all(text.as_bytes())
-                    .map_err(|e| TargetError::io("cannot write", &path, &e))?;
-                cmd.arg("-A").arg(&path);
-                guard
+                let file = PrivateFile::create(&self.scratch, "smb-auth", &text)?;
+                cmd.arg("-A").arg(file.path());
+                Some(file)
             }
         };
         if let Some(domain) = &self.domain {
@@ -367,29 +363,16 @@ impl Smb {
         part: &[(String, u64)],
     ) -> Result<(Vec<Digest>, HashMap<String, u64>), TargetError> {
         let (mut cmd, _auth) = self.command()?;
-        let mut child = cmd
-            .arg("-c")
-            .arg(list)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| TargetError(format!("cannot run smbclient: {e}")))?;
-        let stderr = match child.stderr.take() {
-            Some(e) => drain(e),
-            None => return Err(TargetError("smbclient has no error pipe".into())),
-        };
+        let (mut child, mut stdout, stderr) = spawn_reading(cmd.arg("-c").arg(list))?;
         let mut digests = Vec::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            for (_, size) in part {
-                match digest_exact(&mut stdout, *size) {
-                    Ok(Some(d)) => digests.push(d),
-                    _ => break,
-                }
+        for (_, size) in part {
+            match digest_exact(&mut stdout, *size) {
+                Ok(Some(d)) => digests.push(d),
+                _ => break,
             }
-            // Whatever else comes (messages of files that could not be read) is discarded.
-            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         }
+        // Whatever else comes (messages of files that could not be read) is discarded.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         let status = child
             .wait()
             .map_err(|e| TargetError(format!("smbclient: {e}")))?;
@@ -415,21 +398,8 @@ impl Smb {
 
     pub fn open(&self, remote: &str) -> Result<Box<dyn Read + Send>, TargetError> {
         let (mut cmd, auth) = self.command()?;
-        let mut child = cmd
-            .args(["-Tc", "-"])
-            .arg(self.full(remote))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| TargetError(format!("cannot run smbclient: {e}")))?;
-        let stderr = match child.stderr.take() {
-            Some(e) => drain(e),
-            None => return Err(TargetError("smbclient has no error pipe".into())),
-        };
-        let Some(mut stdout) = child.stdout.take() else {
-            return Err(TargetError("smbclient has no output pipe".into()));
-        };
+        let (mut child, mut stdout, stderr) =
+            spawn_reading(cmd.args(["-Tc", "-"]).arg(self.full(remote)))?;
         match first_file(&mut stdout) {
             Ok(Some(size)) => Ok(Box::new(Download {
                 data: stdout.take(size),
@@ -457,7 +427,7 @@ impl Smb {
 struct Download {
     data: std::io::Take<ChildStdout>,
     child: Child,
-    _auth: AuthFile,
+    _auth: Option<PrivateFile>,
 }
 
 impl Read for Download {
@@ -517,18 +487,6 @@ fn sent_report(line: &str) -> Option<(String, u64)> {
 fn digest_exact(source: &mut impl Read, size: u64) -> std::io::Result<Option<Digest>> {
     let d = digest(source.take(size))?;
     Ok((d.size == size).then_some(d))
-}
-
-pub(crate) fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish()
 }
 
 /// Reads tar headers up to the first regular file; returns its size (`None` at the end of

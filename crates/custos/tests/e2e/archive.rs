@@ -52,6 +52,20 @@ async fn site() -> Site {
     site_with(Options::default()).await
 }
 
+/// A site whose NFS exports are looked for below a fresh directory (returned with it).
+async fn site_with_nfs_mounts() -> (tempfile::TempDir, Site) {
+    let mounts = tempfile::tempdir().unwrap();
+    let site = site_with(Options {
+        args: vec![
+            "--nfs-mount-root".into(),
+            mounts.path().display().to_string(),
+        ],
+        ..Options::default()
+    })
+    .await;
+    (mounts, site)
+}
+
 fn smb_policy(name: &str, ip: &str, share: &str, auth: Value) -> Value {
     json!({
         "name": name,
@@ -430,15 +444,7 @@ async fn anonymous_shares_work_and_an_unreachable_or_refusing_target_keeps_the_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_nfs_export_must_be_mounted_and_a_full_one_keeps_the_trails_until_there_is_room() {
-    let mounts = tempfile::tempdir().unwrap();
-    let s = site_with(Options {
-        args: vec![
-            "--nfs-mount-root".into(),
-            mounts.path().display().to_string(),
-        ],
-        ..Options::default()
-    })
-    .await;
+    let (mounts, s) = site_with_nfs_mounts().await;
     let (policy, port) = s.policy(&nfs_policy("to-nfs", "/exports/custos")).await;
     // A session with about 400 KB of (incompressible) output.
     let key = s
@@ -1227,15 +1233,7 @@ async fn a_backup_over_rsync_and_ssh_restores_into_a_fresh_data_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_to_smb_and_nfs_are_verified_and_restorable() {
-    let mounts = tempfile::tempdir().unwrap();
-    let s = site_with(Options {
-        args: vec![
-            "--nfs-mount-root".into(),
-            mounts.path().display().to_string(),
-        ],
-        ..Options::default()
-    })
-    .await;
+    let (mounts, s) = site_with_nfs_mounts().await;
     let smbd = Smbd::start(s.dir.path());
     let export = mounts.path().join("127.0.0.1/backups");
     let _mounted = Tmpfs::mount(&export, "64m");

@@ -217,24 +217,22 @@ fn transfer(
     } else {
         target.read_back(&local_digests)?
     };
-    for (m, _, check) in &mut trails {
-        if let Check::ToDelete(local) = check {
-            let local = std::mem::replace(
-                local,
-                Digest {
-                    size: 0,
-                    blake3: String::new(),
+    let trails = trails
+        .into_iter()
+        .map(|(m, local, check)| {
+            let check = match check {
+                Check::ToDelete(digest) => match copies.get(&m.destination) {
+                    Some(copy) if *copy == digest => Check::Verified(digest),
+                    found => Check::Mismatch {
+                        local: digest,
+                        found: found.cloned(),
+                    },
                 },
-            );
-            *check = match copies.get(&m.destination) {
-                Some(copy) if *copy == local => Check::Verified(local),
-                found => Check::Mismatch {
-                    local,
-                    found: found.cloned(),
-                },
+                other => other,
             };
-        }
-    }
+            (m, local, check)
+        })
+        .collect();
     Ok(Transferred { trails, refused })
 }
 
